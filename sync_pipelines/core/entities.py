@@ -1,0 +1,137 @@
+"""Entity tables: the typed columns users query, plus the raw provider record.
+
+Every entity table has the same bookkeeping columns: `account` (first part of the key, so two
+stores with the same provider id never collide), `raw` (the provider's JSON as `jsonb`),
+`source_updated_at` (the provider's own updated-at) and `synced_at`. A typed column names where
+its value lives in the record with `info={"path": "a.b"}` (default: the column name).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+BOOKKEEPING = ("raw", "source_updated_at", "synced_at")
+
+
+def entity_table(
+    metadata: sa.MetaData,
+    schema: str,
+    name: str,
+    *columns: sa.Column,
+    key: Sequence[str],
+    updated_at_path: str | None = None,
+    comment: str | None = None,
+) -> sa.Table:
+    """Declare an entity table keyed by (account, *key)."""
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("account", sa.Text, nullable=False, comment="connected account (store/tenant)"),
+        *columns,
+        sa.Column("raw", JSONB, nullable=False, comment="the provider's record, unmodified"),
+        sa.Column("source_updated_at", sa.DateTime(timezone=True), comment="provider's updated-at"),
+        sa.Column(
+            "synced_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
+            comment="when this row last changed here",
+        ),
+        sa.PrimaryKeyConstraint("account", *key),
+        schema=schema,
+        comment=comment,
+    )
+    table.info["updated_at_path"] = updated_at_path
+    return table
+
+
+def key_columns(table: sa.Table) -> list[str]:
+    return [c.name for c in table.primary_key.columns]
+
+
+def data_columns(table: sa.Table) -> list[str]:
+    """Columns a sync writes (everything but `synced_at`, which the database stamps)."""
+    return [c.name for c in table.columns if c.name != "synced_at"]
+
+
+def dig(record: Mapping[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An ISO-8601 timestamp as an aware datetime; instants are compared, never strings."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without a UTC offset: {value!r}")
+    return parsed
+
+
+def row_builder(table: sa.Table) -> Callable[[str, Mapping[str, Any]], tuple]:
+    """A function turning (account, provider record) into a row in `data_columns` order."""
+    getters: list[Callable[[str, Mapping[str, Any]], Any]] = []
+    updated_at_path = table.info.get("updated_at_path")
+    for column in table.columns:
+        name = column.name
+        if name == "synced_at":
+            continue
+        if name == "account":
+            getters.append(lambda account, record: account)
+        elif name == "raw":
+            getters.append(lambda account, record: json.dumps(record, separators=(",", ":")))
+        elif name == "source_updated_at":
+            getters.append(
+                (lambda account, record: parse_instant(dig(record, updated_at_path)))
+                if updated_at_path
+                else (lambda account, record: None)
+            )
+        else:
+            getters.append(_getter(column))
+
+    def build(account: str, record: Mapping[str, Any]) -> tuple:
+        return tuple(get(account, record) for get in getters)
+
+    return build
+
+
+def _getter(column: sa.Column) -> Callable[[str, Mapping[str, Any]], Any]:
+    path = column.info.get("path", column.name)
+    if isinstance(column.type, JSONB):
+        def get_json(account: str, record: Mapping[str, Any]) -> Any:
+            value = dig(record, path)
+            return None if value is None else json.dumps(value, separators=(",", ":"))
+
+        return get_json
+    if isinstance(column.type, sa.DateTime):
+        return lambda account, record: parse_instant(dig(record, path))
+    return lambda account, record: dig(record, path)
+
+
+def column_schema(table: sa.Table) -> dg.TableSchema:
+    """The table's columns for the Dagster UI."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=str(c.type.compile(dialect=sa.dialects.postgresql.dialect())),
+                description=c.comment,
+                constraints=dg.TableColumnConstraints(nullable=c.nullable),
+            )
+            for c in table.columns
+        ]
+    )

@@ -1,0 +1,171 @@
+"""Connected accounts, and the sensor that keeps each provider's dynamic partitions in step.
+
+An account row holds a *reference* to its credentials (the name of an environment variable),
+never the secret itself, plus the automation preferences a data engineer tunes per account:
+enabled, cadence, lookback days.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import dagster as dg
+import psycopg
+import sqlalchemy as sa
+from psycopg.rows import class_row
+
+from sync_pipelines.core.database import AppDatabase, ensure_tables
+
+metadata = sa.MetaData()
+
+CADENCES = ("15min", "30min", "hourly", "6hourly", "daily")
+
+INTEGRATIONS = sa.Table(
+    "integrations",
+    metadata,
+    sa.Column("provider", sa.Text, primary_key=True),
+    sa.Column("account", sa.Text, primary_key=True, comment="partition key, e.g. a store id"),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("credentials_env", sa.Text, nullable=False, comment="env var holding the secret"),
+    sa.Column("sync_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("cadence", sa.Text, nullable=False, server_default="30min"),
+    sa.Column("lookback_days", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+    schema="sync",
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    provider: str
+    account: str
+    display_name: str
+    active: bool
+    credentials_env: str
+    sync_enabled: bool
+    cadence: str
+    lookback_days: int
+
+    def secret(self) -> str:
+        """The credential, read from the environment at the moment it is needed."""
+        value = os.environ.get(self.credentials_env)
+        if not value:
+            raise dg.Failure(
+                description=(
+                    f"{self.provider} account '{self.account}': environment variable "
+                    f"{self.credentials_env} (its credentials) is not set"
+                ),
+                allow_retries=False,
+            )
+        return value
+
+
+_FIELDS = "provider, account, display_name, active, credentials_env, sync_enabled, cadence, lookback_days"
+
+
+def upsert_account(
+    conn: psycopg.Connection,
+    provider: str,
+    account: str,
+    *,
+    credentials_env: str,
+    display_name: str | None = None,
+    active: bool = True,
+    sync_enabled: bool = True,
+    cadence: str = "30min",
+    lookback_days: int = 1,
+) -> Account:
+    if cadence not in CADENCES:
+        raise ValueError(f"cadence must be one of {', '.join(CADENCES)}, not {cadence!r}")
+    ensure_tables(conn, [INTEGRATIONS])
+    with conn.transaction():
+        conn.execute(
+            f"INSERT INTO sync.integrations ({_FIELDS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (provider, account) DO UPDATE SET display_name = EXCLUDED.display_name,"
+            " active = EXCLUDED.active, credentials_env = EXCLUDED.credentials_env,"
+            " sync_enabled = EXCLUDED.sync_enabled, cadence = EXCLUDED.cadence,"
+            " lookback_days = EXCLUDED.lookback_days, updated_at = now()",
+            (provider, account, display_name or account, active, credentials_env, sync_enabled,
+             cadence, lookback_days),
+        )
+    found = get_account(conn, provider, account)
+    assert found is not None
+    return found
+
+
+def set_active(conn: psycopg.Connection, provider: str, account: str, active: bool) -> bool:
+    ensure_tables(conn, [INTEGRATIONS])
+    with conn.transaction():
+        changed = conn.execute(
+            "UPDATE sync.integrations SET active = %s, updated_at = now()"
+            " WHERE provider = %s AND account = %s",
+            (active, provider, account),
+        ).rowcount
+    return changed == 1
+
+
+def get_account(conn: psycopg.Connection, provider: str, account: str) -> Account | None:
+    ensure_tables(conn, [INTEGRATIONS])
+    with conn.cursor(row_factory=class_row(Account)) as cur:
+        return cur.execute(
+            f"SELECT {_FIELDS} FROM sync.integrations WHERE provider = %s AND account = %s",
+            (provider, account),
+        ).fetchone()
+
+
+def list_accounts(conn: psycopg.Connection, provider: str | None = None, *, active_only: bool = False) -> list[Account]:
+    ensure_tables(conn, [INTEGRATIONS])
+    where, params = [], []
+    if provider:
+        where.append("provider = %s")
+        params.append(provider)
+    if active_only:
+        where.append("active")
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    with conn.cursor(row_factory=class_row(Account)) as cur:
+        return cur.execute(
+            f"SELECT {_FIELDS} FROM sync.integrations{clause} ORDER BY provider, account", params
+        ).fetchall()
+
+
+def require_account(db: AppDatabase, provider: str, account: str) -> Account:
+    """The registry row for a run's partition; a clear error if it was removed or deactivated."""
+    with db.connect() as conn:
+        found = get_account(conn, provider, account)
+    if found is None or not found.active:
+        state = "not registered" if found is None else "deactivated"
+        raise dg.Failure(description=f"{provider} account '{account}' is {state}", allow_retries=False)
+    return found
+
+
+def build_partitions_sensor(
+    provider: str, partitions_def: dg.DynamicPartitionsDefinition, *, minimum_interval_seconds: int = 30
+) -> dg.SensorDefinition:
+    """A sensor keeping `partitions_def` equal to the provider's active accounts."""
+    assert partitions_def.name is not None
+
+    @dg.sensor(
+        name=f"{provider}_accounts_sensor",
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Adds a partition for each active {provider} account and removes deactivated ones.",
+    )
+    def accounts_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
+        with app_db.connect() as conn:
+            wanted = {a.account for a in list_accounts(conn, provider, active_only=True)}
+        current = set(context.instance.get_dynamic_partitions(partitions_def.name))
+        added, removed = sorted(wanted - current), sorted(current - wanted)
+        requests: list = []
+        if added:
+            requests.append(partitions_def.build_add_request(added))
+        if removed:
+            requests.append(partitions_def.build_delete_request(removed))
+        if not requests:
+            return dg.SensorResult(skip_reason=dg.SkipReason(f"{len(current)} accounts, no change"))
+        context.log.info(f"{provider}: adding {added}, removing {removed}")
+        return dg.SensorResult(dynamic_partitions_requests=requests)
+
+    return accounts_sensor

@@ -1,0 +1,11 @@
+"""The code location: every provider's Definitions merged, plus the shared app database."""
+
+import dagster as dg
+
+from sync_pipelines.core.database import AppDatabase
+from sync_pipelines.defs import shipstation
+
+defs = dg.Definitions.merge(
+    shipstation.defs,
+    dg.Definitions(resources={"app_db": AppDatabase()}),
+)

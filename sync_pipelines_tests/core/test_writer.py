@@ -1,0 +1,105 @@
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.entities import entity_table, row_builder
+from sync_pipelines.core.writer import UpsertWriter
+
+
+def make_table(suffix: str) -> sa.Table:
+    return entity_table(
+        sa.MetaData(), f"t_{suffix}", "items",
+        sa.Column("item_id", sa.BigInteger, nullable=False),
+        sa.Column("name", sa.Text),
+        sa.Column("price", sa.Numeric, info={"path": "price.amount"}),
+        sa.Column("tags", JSONB),
+        sa.Column("modified", sa.DateTime(timezone=True)),
+        key=["item_id"],
+        updated_at_path="modified",
+    )
+
+
+def write(conn, table, account, records):
+    build = row_builder(table)
+    with conn.transaction():
+        return UpsertWriter(table).write_batch(conn, [build(account, r) for r in records])
+
+
+def rec(i, name="n", price=1.5, modified="2026-01-01T00:00:00Z", tags=None):
+    return {"item_id": i, "name": name, "price": {"amount": price}, "tags": tags, "modified": modified}
+
+
+def test_insert_update_unchanged_counts(conn, unique):
+    table = make_table(unique)
+    ensure_tables(conn, [table])
+    first = write(conn, table, "a", [rec(1), rec(2), rec(3)])
+    assert (first.inserted, first.updated, first.unchanged) == (3, 0, 0)
+
+    synced_before = dict(conn.execute(f"SELECT item_id, synced_at FROM t_{unique}.items").fetchall())
+    again = write(conn, table, "a", [rec(1), rec(2), rec(3)])
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
+    synced_after = dict(conn.execute(f"SELECT item_id, synced_at FROM t_{unique}.items").fetchall())
+    assert synced_before == synced_after, "unchanged rows must not be rewritten"
+
+    changed = write(conn, table, "a", [rec(1), rec(2, name="renamed", modified="2026-01-02T00:00:00Z"), rec(4)])
+    assert (changed.inserted, changed.updated, changed.unchanged) == (1, 1, 1)
+    assert conn.execute(f"SELECT name FROM t_{unique}.items WHERE item_id = 2").fetchone() == ("renamed",)
+
+
+def test_accounts_never_collide(conn, unique):
+    table = make_table(unique)
+    ensure_tables(conn, [table])
+    write(conn, table, "store-a", [rec(1, name="from a")])
+    write(conn, table, "store-b", [rec(1, name="from b")])
+    rows = conn.execute(f"SELECT account, name FROM t_{unique}.items ORDER BY account").fetchall()
+    assert rows == [("store-a", "from a"), ("store-b", "from b")]
+
+
+def test_older_version_never_overwrites_newer(conn, unique):
+    table = make_table(unique)
+    ensure_tables(conn, [table])
+    write(conn, table, "a", [rec(1, name="new", modified="2026-03-01T10:00:00+02:00")])
+    stale = write(conn, table, "a", [rec(1, name="old", modified="2026-03-01T07:59:59Z")])
+    assert stale.updated == 0
+    assert conn.execute(f"SELECT name FROM t_{unique}.items").fetchone() == ("new",)
+
+
+def test_duplicate_keys_in_one_batch_keep_the_last(conn, unique):
+    table = make_table(unique)
+    ensure_tables(conn, [table])
+    counts = write(conn, table, "a", [rec(1, name="first"), rec(1, name="second")])
+    assert counts.inserted == 1
+    assert conn.execute(f"SELECT name FROM t_{unique}.items").fetchone() == ("second",)
+
+
+def test_typed_columns_and_raw_json(conn, unique):
+    table = make_table(unique)
+    ensure_tables(conn, [table])
+    record = rec(7, price=19.99, tags=["x", {"y": 1}], modified="2026-05-05T05:05:05.123Z")
+    write(conn, table, "a", [record])
+    price, tags, raw, source_updated = conn.execute(
+        f"SELECT price, tags, raw, source_updated_at FROM t_{unique}.items"
+    ).fetchone()
+    assert float(price) == 19.99
+    assert tags == ["x", {"y": 1}]
+    assert raw == record
+    assert source_updated.isoformat() == "2026-05-05T05:05:05.123000+00:00"
+
+
+def test_schema_evolution_adds_columns(conn, unique):
+    ensure_tables(conn, [make_table(unique)])
+    evolved = entity_table(
+        sa.MetaData(), f"t_{unique}", "items",
+        sa.Column("item_id", sa.BigInteger, nullable=False),
+        sa.Column("name", sa.Text),
+        sa.Column("price", sa.Numeric, info={"path": "price.amount"}),
+        sa.Column("tags", JSONB),
+        sa.Column("modified", sa.DateTime(timezone=True)),
+        sa.Column("color", sa.Text),
+        key=["item_id"],
+        updated_at_path="modified",
+    )
+    ensure_tables(conn, [evolved])
+    ensure_tables(conn, [evolved])  # idempotent
+    write(conn, evolved, "a", [dict(rec(1), color="red")])
+    assert conn.execute(f"SELECT color FROM t_{unique}.items").fetchone() == ("red",)
