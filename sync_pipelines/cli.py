@@ -34,6 +34,8 @@ def credentials_env(provider: str, account: str) -> str:
 
 
 # -- dev ---------------------------------------------------------------------------------------
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 def cmd_dev(args: argparse.Namespace) -> int:
     from sync_pipelines.sandbox.server import serve_in_thread
     from sync_pipelines.sandbox.shipstation import ShipStationSandbox
@@ -84,6 +86,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print(f"sandbox           {running.url} (ShipStation v2: {', '.join(SANDBOX_STORES)})")
     print(f"Dagster UI        http://127.0.0.1:{args.port}")
     sys.stdout.flush()
+    # SIGTERM (e.g. from a process manager) shuts down as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     dagster = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
          "-w", str(PROJECT_ROOT / "workspace.yaml")],

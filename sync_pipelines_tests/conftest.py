@@ -57,3 +57,21 @@ def conn(database_url):
 def unique():
     """A short unique suffix, so tests sharing the session database never see each other's rows."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def dagster_env(postgres_server, tmp_path_factory) -> dict[str, str]:
+    """Environment for a Dagster process using the project's dagster.yaml on the test server."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").symlink_to(Path(__file__).resolve().parents[1] / "dagster.yaml")
+    postgres_server.ensure_database("dagster_test")
+    env = dict(os.environ)
+    env.update(
+        DAGSTER_HOME=str(home),
+        DAGSTER_PG_USERNAME="postgres",
+        DAGSTER_PG_PASSWORD="unused-with-trust-auth",
+        DAGSTER_PG_HOST="127.0.0.1",
+        DAGSTER_PG_PORT=str(postgres_server.port),
+        DAGSTER_PG_DB="dagster_test",
+    )
+    return env

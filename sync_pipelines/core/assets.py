@@ -5,12 +5,12 @@ session for it, run the sync loop, report the standard metadata. Bad credentials
 without retries (retrying cannot fix them); anything else is retried by the `RetryPolicy`.
 """
 
-from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 
 import dagster as dg
+import sqlalchemy as sa
 
 from sync_pipelines.core.database import AppDatabase
 from sync_pipelines.core.http import AuthenticationError
@@ -37,7 +37,7 @@ def sync_asset(
     *,
     provider: str,
     name: str,
-    stream_table,
+    stream_table: sa.Table,
     fetch: str,
     client_key: str,
     partitions_def: dg.PartitionsDefinition,

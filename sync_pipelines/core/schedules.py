@@ -46,7 +46,7 @@ def cadence_schedule(
                 if a.sync_enabled and a.cadence == cadence
             ]
         known = set(context.instance.get_dynamic_partitions(partitions_def.name))
-        tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+        tick = context.scheduled_execution_time.isoformat()
         requests = [
             dg.RunRequest(
                 run_key=f"{a.account}:{tick}",

@@ -1,0 +1,488 @@
+"""Shared HTTP machinery for every provider client.
+
+All provider clients go through :class:`HttpClient` so that retries, rate limiting,
+error reporting and secret hygiene behave identically everywhere. Nothing here knows
+about Dagster: assets turn :class:`CallStats` into metadata themselves.
+
+Secret hygiene: error messages, exception attributes and log lines only ever carry
+the HTTP method and the URL *path* -- never header values or query strings -- and
+transport exceptions are re-raised ``from None`` because requests/urllib3 messages
+embed the full URL.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], None]
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+# --------------------------------------------------------------------------- errors
+def _rebuild_error(cls: type, args: tuple, state: dict) -> IntegrationError:
+    err = Exception.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
+
+class IntegrationError(Exception):
+    """Base error; always names integration + account so an operator knows whose
+    credentials or quota to look at."""
+
+    def __init__(self, integration: str, account: str, detail: str, *, status: int | None = None,
+                 method: str | None = None, path: str | None = None, hint: str | None = None):
+        self.integration, self.account, self.status = integration, account, status
+        self.method, self.path = method, path
+        where = f" on {method} {path}" if method else ""
+        tail = f" — {hint}" if hint else ""
+        super().__init__(f"{integration} account '{account}': {detail}{where}{tail}")
+
+    def __reduce__(self):  # keyword-only __init__ would otherwise break pickling
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+class AuthenticationError(IntegrationError):
+    """401/403: retrying cannot help and may lock the account, so never retried."""
+
+
+class RateLimitError(IntegrationError):
+    """429s outlasted the retry budget, or the provider asked for an absurd wait."""
+
+
+class ServerError(IntegrationError):
+    """5xx outlasted the retry budget."""
+
+
+class MalformedResponseError(IntegrationError):
+    """Body was not valid JSON / not the expected shape, even after re-requests."""
+
+
+class RequestFailed(IntegrationError):
+    """Other 4xx (and unexpected 3xx): a bug or bad input, retrying won't help."""
+
+
+class TransportError(IntegrationError):
+    """Connection errors / timeouts that outlasted the retry budget."""
+
+
+class _RetryAfterTooLong(Exception):
+    """Raised from inside urllib3's retry loop; converted to RateLimitError by the client."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+# ---------------------------------------------------------------------- stats
+@dataclass
+class CallStats:
+    """Per-client counters, surfaced as asset metadata so throttling is visible."""
+
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+    malformed: int = 0
+    wait_seconds: float = 0.0
+
+    def as_metadata(self) -> dict[str, int | float]:
+        return {"api_calls": self.calls, "retries": self.retries, "http_429s": self.throttled,
+                "http_5xx": self.server_errors, "malformed_pages": self.malformed,
+                "wait_seconds": round(self.wait_seconds, 3)}
+
+
+# ---------------------------------------------------------------- rate limiting
+class RateLimiter:
+    """Thread-safe token bucket. Shared per account (see :func:`rate_limiter_for`)
+    because provider quotas are per account, not per client object."""
+
+    def __init__(self, rate_per_second: float | None, burst: int = 1, *,
+                 clock: Callable[[], float] = time.monotonic, sleep: Sleep = time.sleep):
+        if rate_per_second is not None and rate_per_second <= 0:
+            raise ValueError("rate_per_second must be > 0 or None")
+        self.rate, self.burst = rate_per_second, max(1, int(burst))
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._tokens = float(self.burst)
+        self._updated = clock()
+        self._blocked_until = 0.0
+
+    def acquire(self) -> float:
+        """Block until a request may be sent; returns seconds waited. Sleeps outside
+        the lock so one waiting thread never stalls the bookkeeping of others."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                delay = self._blocked_until - now
+                if delay <= 0:
+                    if self.rate is None:
+                        return waited
+                    self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+                    self._updated = now
+                    if self._tokens >= 1 - 1e-9:  # float slack, else fake clocks spin forever
+                        self._tokens = max(0.0, self._tokens - 1)
+                        return waited
+                    delay = (1 - self._tokens) / self.rate
+            self._sleep(delay)
+            waited += delay
+
+    def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
+        """Trust the provider's own counter: when it says the window is spent, pause
+        everyone until it resets (1 s if it doesn't say when)."""
+        if remaining is not None and remaining <= 0:
+            self.penalize(reset_seconds if reset_seconds is not None and reset_seconds > 0 else 1.0)
+
+    def penalize(self, seconds: float) -> None:
+        """Pause all users of this limiter, e.g. after a 429."""
+        if seconds > 0:
+            with self._lock:
+                self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+
+
+_limiters: dict[str, RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def rate_limiter_for(key: str, rate_per_second: float | None, burst: int = 1) -> RateLimiter:
+    """Process-wide limiter per key (e.g. "shipstation:store-a"). First caller's
+    settings win; later callers share that bucket."""
+    with _limiters_lock:
+        if key not in _limiters:
+            _limiters[key] = RateLimiter(rate_per_second, burst)
+        return _limiters[key]
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """Provider-specific names of the rate-limit headers; reset = seconds until reset."""
+
+    limit: str
+    remaining: str
+    reset: str
+
+    def parse(self, headers: Mapping[str, str]) -> tuple[int | None, float | None]:
+        """(remaining, reset_seconds); garbage or missing values become None."""
+        remaining, reset = _num(headers.get(self.remaining)), _num(headers.get(self.reset))
+        if reset is not None and reset > 1e9:  # some providers send an epoch timestamp
+            reset = max(0.0, reset - time.time())
+        return (int(remaining) if remaining is not None else None), reset
+
+
+SHIPSTATION_RATE_LIMIT_HEADERS = RateLimitHeaders(
+    limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", reset="X-Rate-Limit-Reset")
+
+
+def _num(value: str | None) -> float | None:
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and abs(f) != float("inf") else None
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Seconds or HTTP-date; garbage -> None (fall back to backoff). Parsed here rather
+    than by urllib3, which raises on garbage and silently clamps huge values."""
+    seconds = _num(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(value)  # type: ignore[arg-type]
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+# ------------------------------------------------------------------------- retry
+class _CountingRetry(Retry):
+    """urllib3 Retry that reports into the owning client's stats, sleeps through the
+    client's (injectable) sleep and refuses absurd Retry-After values."""
+
+    owner: HttpClient | None = None
+
+    def new(self, **kw: Any) -> _CountingRetry:  # urllib3 makes a new Retry per attempt
+        retry = super().new(**kw)
+        retry.owner = self.owner
+        return retry
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
+                  _stacktrace=None):
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        # Only reached when a retry will follow; the final response is counted by the client.
+        if self.owner is not None and response is not None:
+            self.owner._saw_response(response.status, response.headers)
+            log.info("%s %s: HTTP %s, retrying", method, urlsplit(url or "").path, response.status)
+        elif error is not None:
+            log.info("%s %s: %s, retrying", method, urlsplit(url or "").path, type(error).__name__)
+        return retry
+
+    def get_backoff_time(self) -> float:
+        # urllib3 skips backoff on the first retry; hammering a throttled API is rude.
+        n = len(self.history)
+        if n == 0:
+            return 0.0
+        value = self.backoff_factor * 2 ** (n - 1) + random.random() * self.backoff_jitter
+        return float(min(self.backoff_max, value))
+
+    def sleep(self, response=None) -> None:
+        owner = self.owner
+        if owner is None:
+            return super().sleep(response)
+        delay = self.get_backoff_time()
+        retry_after = None
+        if response is not None and self.respect_retry_after_header:
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            if retry_after > owner.max_retry_after:
+                raise _RetryAfterTooLong(retry_after)
+            delay = max(delay, retry_after)
+        if response is not None and response.status == 429 and owner.rate_limiter is not None:
+            owner.rate_limiter.penalize(delay)  # other clients of this account back off too
+        owner._wait(delay)
+        owner.stats.retries += 1
+        owner._before_send()
+
+
+# ------------------------------------------------------------------------ client
+class HttpClient:
+    """One requests.Session per provider account. Not meant to be shared across
+    threads (sessions aren't thread-safe); share the RateLimiter instead."""
+
+    def __init__(self, *, integration: str, account: str, base_url: str, headers: Mapping[str, str],
+                 timeout: tuple[float, float] = (5.0, 30.0), max_retries: int = 6,
+                 backoff_factor: float = 0.5, backoff_max: float = 30.0, backoff_jitter: float = 0.5,
+                 malformed_retries: int = 3, rate_limiter: RateLimiter | None = None,
+                 rate_limit_headers: RateLimitHeaders | None = None, sleep: Sleep = time.sleep,
+                 max_retry_after: float = 120.0):
+        parts = urlsplit(base_url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError("base_url must be an absolute http(s) URL")
+        self.integration, self.account = integration, account
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.backoff_factor, self.backoff_max = backoff_factor, backoff_max
+        self.backoff_jitter = backoff_jitter
+        self.malformed_retries, self.max_retry_after = malformed_retries, max_retry_after
+        self.rate_limiter, self.rate_limit_headers = rate_limiter, rate_limit_headers
+        self.stats = CallStats()
+        self._sleep = sleep
+        self._origin = _origin(base_url)
+        self._secrets = [v for v in headers.values() if v and len(v) >= 4]
+        retry = _CountingRetry(
+            total=max_retries, connect=max_retries, read=max_retries, status=max_retries,
+            redirect=0, allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
+            status_forcelist=RETRY_STATUSES, backoff_factor=backoff_factor, backoff_max=backoff_max,
+            backoff_jitter=backoff_jitter, respect_retry_after_header=True, raise_on_status=False,
+            raise_on_redirect=False)
+        retry.owner = self
+        self._session = requests.Session()
+        self._session.headers.update(headers)
+        adapter = HTTPAdapter(max_retries=retry)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    # -- plumbing used by _CountingRetry
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self._sleep(seconds)
+            self.stats.wait_seconds += seconds
+
+    def _before_send(self) -> None:
+        if self.rate_limiter is not None:
+            self.stats.wait_seconds += self.rate_limiter.acquire()
+        self.stats.calls += 1
+
+    def _saw_response(self, status: int, headers: Mapping[str, str]) -> None:
+        if status == 429:
+            self.stats.throttled += 1
+        elif status >= 500:
+            self.stats.server_errors += 1
+        if self.rate_limiter is not None and self.rate_limit_headers is not None:
+            self.rate_limiter.observe(*self.rate_limit_headers.parse(headers))
+
+    def _error(self, cls: type[IntegrationError], detail: str, path: str, status: int | None = None,
+               hint: str | None = None) -> IntegrationError:
+        return cls(self.integration, self.account, detail, status=status, method="GET", path=path,
+                   hint=hint)
+
+    # -- public API
+    def resolve(self, path_or_url: str) -> str:
+        """Absolute URL for a path (appended to base_url, keeping its path prefix) or
+        an absolute URL, which must stay on base_url's origin so a hostile `next`
+        link can't walk our credentials to another host."""
+        if urlsplit(path_or_url).scheme or path_or_url.startswith("//"):
+            if _origin(path_or_url) != self._origin:
+                raise ValueError(f"{self.integration} account '{self.account}': refusing URL on "
+                                 f"another origin ({urlsplit(path_or_url).hostname})")
+            return path_or_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}"
+
+    def get(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> requests.Response:
+        url = self.resolve(path_or_url)
+        path = urlsplit(url).path or "/"
+        self._before_send()
+        try:
+            resp = self._session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+        except _RetryAfterTooLong as e:
+            raise self._error(RateLimitError, f"rate limited (HTTP 429), provider asked to wait "
+                              f"{e.seconds:.0f}s (> {self.max_retry_after:.0f}s)", path, 429) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise self._error(MalformedResponseError, "response body truncated", path) from None
+        except requests.RequestException as e:
+            reason = getattr(e.args[0], "reason", None) if e.args else None
+            name = type(reason or e).__name__
+            raise self._error(TransportError, f"transport failure ({name}) after retries", path) from None
+        status = resp.status_code
+        self._saw_response(status, resp.headers)
+        if status < 300:
+            return resp
+        if status in (401, 403):
+            raise self._error(AuthenticationError, f"authentication failed (HTTP {status})", path,
+                              status, "check this account's credentials")
+        if status == 429:
+            raise self._error(RateLimitError, "still rate limited (HTTP 429) after retries", path, status)
+        if status >= 500:
+            raise self._error(ServerError, f"server error (HTTP {status}) after retries", path, status)
+        raise self._error(RequestFailed, f"request failed (HTTP {status}): {self._excerpt(resp)}",
+                          path, status)
+
+    def get_json(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.get_json_response(path_or_url, params)[0]
+
+    def get_json_response(self, path_or_url: str, params: Mapping[str, Any] | None = None, *,
+                          list_key: str | None = None) -> tuple[Any, requests.Response]:
+        """(parsed body, response). Truncated/invalid JSON -- or, with `list_key`, a body
+        whose `list_key` isn't a list -- is re-requested up to `malformed_retries` times
+        because such glitches are usually transient proxy/edge errors."""
+        problem, resp, status = "", None, None
+        for attempt in range(self.malformed_retries + 1):
+            if attempt:
+                self.stats.retries += 1
+                jitter = random.random() * self.backoff_jitter
+                self._wait(min(self.backoff_max, self.backoff_factor * 2 ** (attempt - 1) + jitter))
+            try:
+                resp = self.get(path_or_url, params)
+                status = resp.status_code
+                body = resp.json()
+            except MalformedResponseError:
+                problem = "response body truncated"
+            except requests.exceptions.JSONDecodeError:
+                problem = "response body is not valid JSON"
+            else:
+                if list_key is None:
+                    return body, resp
+                if isinstance(body, dict) and isinstance(body.get(list_key), list):
+                    return body, resp
+                problem = f"response has no list under {list_key!r}"
+            self.stats.malformed += 1
+        path = urlsplit(self.resolve(path_or_url)).path
+        raise self._error(MalformedResponseError, f"{problem} (after {self.malformed_retries} re-requests)",
+                          path, status)
+
+    def _excerpt(self, resp: requests.Response) -> str:
+        text = (resp.text or "")[:200].replace("\n", " ")
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text or "<empty body>"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _with_params(url: str, params: Mapping[str, Any] | None) -> str:
+    """Add params the URL doesn't already carry, so a `next` href that omits filters
+    keeps them while one that includes them isn't sent duplicate keys."""
+    if not params:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {k for k, _ in query}
+    extra = [(k, v) for k, v in params.items() if k not in present and v is not None]
+    return urlunsplit(parts._replace(query=urlencode(query + extra, doseq=True)))
+
+
+# --------------------------------------------------------------------- paginators
+def paginate_links_next(client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None,
+                        items_key: str) -> Iterator[list[dict]]:
+    """Follow ``body["links"]["next"]["href"]`` (ShipStation v2 style). A page whose
+    `items_key` is missing/not a list is re-requested like invalid JSON, then raises
+    MalformedResponseError. Original params are kept unless the href already has them."""
+    url, seen = _with_params(client.resolve(path), params), set()
+    while url:
+        seen.add(url)
+        body, resp = client.get_json_response(url, list_key=items_key)
+        yield body[items_key]
+        links = body.get("links")
+        nxt = links.get("next") if isinstance(links, dict) else None
+        href = nxt.get("href") if isinstance(nxt, dict) else None
+        if not href or not isinstance(href, str):
+            return
+        url = _with_params(client.resolve(urljoin(resp.url, href)), params)
+        if url in seen:
+            raise client._error(MalformedResponseError, "pagination loop (next link already visited)",
+                                urlsplit(url).path)
+
+
+def paginate_page_numbers(client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None,
+                          items_key: str, page_param: str = "page") -> Iterator[list[dict]]:
+    """Request page 1, 2, ... until `page >= body["pages"]` or a page comes back empty.
+    A missing/garbage `pages` means "keep going until empty": one extra request is
+    cheaper than silently dropping records."""
+    query = dict(params or {})
+    page = int(query.get(page_param, 1))
+    while True:
+        body, _ = client.get_json_response(path, {**query, page_param: page}, list_key=items_key)
+        items = body[items_key]
+        yield items
+        pages = _num(body.get("pages"))
+        if not items or (pages is not None and page >= pages):
+            return
+        page += 1
+
+
+def paginate_link_header(client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None,
+                         items_key: str) -> Iterator[list[dict]]:
+    """RFC 8288 ``Link: <...>; rel="next"`` (Shopify style). The next URL carries its own
+    cursor and filters; re-sending the original params would be rejected, so we don't."""
+    url: str | None = client.resolve(path)
+    query, seen = params, set()
+    while url:
+        body, resp = client.get_json_response(url, query, list_key=items_key)
+        seen.add(resp.url)
+        yield body[items_key]
+        nxt = resp.links.get("next", {}).get("url")
+        if not nxt:
+            return
+        url, query = client.resolve(urljoin(resp.url, nxt)), None
+        if url in seen:
+            raise client._error(MalformedResponseError, "pagination loop (next link already visited)",
+                                urlsplit(url).path)

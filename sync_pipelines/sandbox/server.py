@@ -1,0 +1,157 @@
+"""Run sandbox apps over real HTTP (real sockets exercise the client's real transport).
+
+``serve_in_thread`` is for tests and the ``dev`` command; ``main`` serves a ShipStation
+sandbox in the foreground::
+
+    python -m sync_pipelines.sandbox.server --port 8765 --stores store-a,store-b --products 500
+
+Only loopback addresses are accepted: the control endpoints have no auth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+API_KEY_PREFIX = "sandbox-shipstation-"
+
+
+def _loopback_host(host: str) -> str:
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise ValueError(f"sandbox servers only bind loopback addresses, not {host!r}")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before starting uvicorn so port=0 yields a known port with no startup race."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)  # queue early connections: callers may connect before uvicorn accepts
+    return sock
+
+
+def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          lifespan="off", timeout_graceful_shutdown=5)
+
+
+class RunningServer:
+    """Handle on a background uvicorn; ``stop()`` or use as a context manager."""
+
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread, host: str, port: int) -> None:
+        self._server = server
+        self._thread = thread
+        self.host = host
+        self.port = port
+        self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():  # stuck connection: stop waiting for it
+            self._server.force_exit = True
+            self._thread.join(timeout)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"RunningServer({self.url!r}, running={self.running})"
+
+
+def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0,
+                    startup_timeout: float = 10.0) -> RunningServer:
+    """Serve ``app`` on a daemon thread; returns once the port accepts connections."""
+    host = _loopback_host(host)
+    sock = _bind(host, port)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(_config(app, host, port))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name=f"sandbox-uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive():
+            sock.close()
+            raise RuntimeError(f"sandbox server on {host}:{port} exited during startup")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"sandbox server on {host}:{port} did not start in {startup_timeout}s")
+        time.sleep(0.01)
+    with socket.create_connection((host, port), timeout=startup_timeout):
+        pass
+    return RunningServer(server, thread, host, port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sync_pipelines.sandbox.shipstation import ShipStationSandbox
+
+    parser = argparse.ArgumentParser(prog="python -m sync_pipelines.sandbox.server",
+                                     description="Serve a ShipStation v2 sandbox until Ctrl-C.")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--stores", default="store-a",
+                        help="comma-separated store names; api key = sandbox-shipstation-<name>")
+    parser.add_argument("--products", type=int, default=500, help="products per store")
+    parser.add_argument("--warehouses", type=int, default=2)
+    parser.add_argument("--locations-per-warehouse", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--requests-per-minute", type=int, default=200, help="0 disables rate limiting")
+    parser.add_argument("--window-seconds", type=float, default=60.0)
+    parser.add_argument("--drift-seconds", type=float, default=0.0,
+                        help="mutate every store this often (0 = static data)")
+    args = parser.parse_args(argv)
+
+    host = _loopback_host(args.host)
+    sandbox = ShipStationSandbox(seed=args.seed, requests_per_minute=args.requests_per_minute or None,
+                                 window_seconds=args.window_seconds)
+    names = [name.strip() for name in args.stores.split(",") if name.strip()]
+    for name in names:
+        sandbox.add_store(f"{API_KEY_PREFIX}{name}", products=args.products, warehouses=args.warehouses,
+                          locations_per_warehouse=args.locations_per_warehouse)
+    sock = _bind(host, args.port)
+    port = sock.getsockname()[1]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    if args.drift_seconds > 0:
+        sandbox.start_drift(args.drift_seconds)
+    print(f"ShipStation sandbox on {url} (Ctrl-C to stop)", flush=True)
+    for name in names:
+        print(f"  store {name}: api-key {API_KEY_PREFIX}{name}", flush=True)
+    try:
+        # Foreground server in the main thread, so uvicorn handles SIGINT/SIGTERM itself.
+        uvicorn.Server(_config(sandbox.app, host, port)).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        pass
+    finally:
+        sandbox.stop_drift()
+        sock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
