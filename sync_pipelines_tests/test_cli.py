@@ -1,0 +1,23 @@
+"""The documented way to add and deactivate an account, without hand-written SQL."""
+
+from sync_pipelines.cli import main
+from sync_pipelines.core.database import AppDatabase
+from sync_pipelines.core.registry import get_account
+
+
+def test_accounts_add_list_deactivate(database_url, unique, capsys):
+    account = f"cli-{unique}"
+    assert main(["accounts", "add", "shipstation", account, "--credentials-env", "MY_KEY",
+                 "--name", "CLI store", "--cadence", "hourly", "--lookback-days", "3"]) == 0
+    with AppDatabase().connect() as conn:
+        found = get_account(conn, "shipstation", account)
+    assert (found.display_name, found.cadence, found.lookback_days, found.active) == ("CLI store", "hourly", 3, True)
+    assert found.credentials_env == "MY_KEY"
+
+    assert main(["accounts", "list", "shipstation"]) == 0
+    assert account in capsys.readouterr().out
+
+    assert main(["accounts", "deactivate", "shipstation", account]) == 0
+    with AppDatabase().connect() as conn:
+        assert not get_account(conn, "shipstation", account).active
+    assert main(["accounts", "deactivate", "shipstation", f"missing-{unique}"]) == 1
