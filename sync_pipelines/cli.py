@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sync_pipelines.core.database import AppDatabase, redact_url, resolve_database_url
+from sync_pipelines.core.database import redact_url, resolve_database_url
+from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.core.embedded import EmbeddedPostgres, local_dir
 from sync_pipelines.core.registry import CADENCES, list_accounts, set_active, upsert_account
 

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from sync_pipelines.core.database import AppDatabase
-from sync_pipelines.defs import shipstation
+from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.defs.shipstation import definitions as shipstation
 
 defs = dg.Definitions.merge(
     shipstation.defs,

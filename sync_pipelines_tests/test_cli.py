@@ -1,7 +1,7 @@
 """The documented way to add and deactivate an account, without hand-written SQL."""
 
 from sync_pipelines.cli import main
-from sync_pipelines.core.database import AppDatabase
+from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.core.registry import get_account
 
 

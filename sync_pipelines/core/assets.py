@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import dagster as dg
 import sqlalchemy as sa
 
-from sync_pipelines.core.database import AppDatabase
 from sync_pipelines.core.http import AuthenticationError
-from sync_pipelines.core.registry import require_account
+from sync_pipelines.core.registry import Account, MissingCredentialsError, get_account
+from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.core.sync import Stream, sync_stream
 
 # Dagster-level retries back up the HTTP retries; tests shorten the delay through the env.
@@ -24,6 +24,16 @@ STEP_RETRY_POLICY = dg.RetryPolicy(
     backoff=dg.Backoff.EXPONENTIAL,
     jitter=dg.Jitter.PLUS_MINUS,
 )
+
+
+def require_account(app_db: AppDatabase, provider: str, account: str) -> Account:
+    """The registry row for a run's partition; a clear error if it was removed or deactivated."""
+    with app_db.connect() as conn:
+        found = get_account(conn, provider, account)
+    if found is None or not found.active:
+        state = "not registered" if found is None else "deactivated"
+        raise dg.Failure(description=f"{provider} account '{account}' is {state}", allow_retries=False)
+    return found
 
 
 class SyncConfig(dg.Config):
@@ -68,21 +78,23 @@ def sync_asset(
         app_db: AppDatabase = context.resources.app_db
         account = require_account(app_db, provider, context.partition_key)
         client = getattr(context.resources, client_key)
-        with client.session(account) as session, app_db.connect() as conn:
-            try:
-                report = sync_stream(
-                    conn,
-                    stream,
-                    account.account,
-                    getattr(session, fetch),
-                    full_refresh=config.full_refresh,
-                    log=context.log.debug,
-                )
-            except AuthenticationError as error:
-                raise dg.Failure(description=str(error), allow_retries=False) from None
-            finally:
-                context.log.info(f"{stream.name} [{account.account}] HTTP: {session.http.stats}")
-            report.http = session.http.stats.as_metadata()
+        try:
+            with client.session(account) as session, app_db.connect() as conn:
+                try:
+                    report = sync_stream(
+                        conn,
+                        stream,
+                        account.account,
+                        getattr(session, fetch),
+                        full_refresh=config.full_refresh,
+                        log=context.log.debug,
+                    )
+                finally:
+                    context.log.info(f"{stream.name} [{account.account}] HTTP: {session.http.stats}")
+                report.http = session.http.stats.as_metadata()
+        except (AuthenticationError, MissingCredentialsError) as error:
+            # Retrying cannot fix credentials: fail now, naming the account.
+            raise dg.Failure(description=str(error), allow_retries=False) from None
         return dg.MaterializeResult(metadata=report.metadata())
 
     return _asset

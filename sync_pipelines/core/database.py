@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
-import dagster as dg
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
@@ -114,21 +112,3 @@ def qualified(table: sa.Table) -> sql.Composed:
     if table.schema:
         return sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
     return sql.SQL("{}").format(sql.Identifier(table.name))
-
-
-class AppDatabase(dg.ConfigurableResource):
-    """Connections to the app database that every sync writes to.
-
-    `url` left unset means `DATABASE_URL`, and with that unset too, the embedded PostgreSQL.
-    """
-
-    url: str | None = None
-
-    def resolved_url(self) -> str:
-        return resolve_database_url(self.url)
-
-    @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection]:
-        """An autocommit connection: every write happens inside an explicit `transaction()`."""
-        with psycopg.connect(self.resolved_url(), autocommit=True) as conn:
-            yield conn

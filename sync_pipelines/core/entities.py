@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -120,18 +119,3 @@ def _getter(column: sa.Column) -> Callable[[str, Mapping[str, Any]], Any]:
     if isinstance(column.type, sa.DateTime):
         return lambda account, record: parse_instant(dig(record, path))
     return lambda account, record: dig(record, path)
-
-
-def column_schema(table: sa.Table) -> dg.TableSchema:
-    """The table's columns for the Dagster UI."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=c.name,
-                type=str(c.type.compile(dialect=sa.dialects.postgresql.dialect())),
-                description=c.comment,
-                constraints=dg.TableColumnConstraints(nullable=c.nullable),
-            )
-            for c in table.columns
-        ]
-    )

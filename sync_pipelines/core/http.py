@@ -185,10 +185,6 @@ class RateLimitHeaders:
         return (int(remaining) if remaining is not None else None), reset
 
 
-SHIPSTATION_RATE_LIMIT_HEADERS = RateLimitHeaders(
-    limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", reset="X-Rate-Limit-Reset")
-
-
 def _num(value: str | None) -> float | None:
     try:
         f = float(value)  # type: ignore[arg-type]

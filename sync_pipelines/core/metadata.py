@@ -12,8 +12,8 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
-from sync_pipelines.core.entities import column_schema
 from sync_pipelines.core.writer import WriteCounts
 
 
@@ -56,3 +56,18 @@ def _iso(value: datetime | None) -> str:
 
 def _number(value: int | float) -> dg.MetadataValue:
     return dg.MetadataValue.float(float(value)) if isinstance(value, float) else dg.MetadataValue.int(value)
+
+
+def column_schema(table: sa.Table) -> dg.TableSchema:
+    """The table's columns for the Dagster UI."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=str(c.type.compile(dialect=postgresql.dialect())),
+                description=c.comment,
+                constraints=dg.TableColumnConstraints(nullable=c.nullable),
+            )
+            for c in table.columns
+        ]
+    )

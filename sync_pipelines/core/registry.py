@@ -1,6 +1,7 @@
-"""Connected accounts, and the sensor that keeps each provider's dynamic partitions in step.
+"""Connected accounts: who we sync, with which credentials reference and preferences.
 
-An account row holds a *reference* to its credentials (the name of an environment variable),
+Free of Dagster so the webhook receiver can check accounts too; the sensor that keeps dynamic
+partitions in step with this table is in `partitions.py`. An account row holds a *reference* to its credentials (the name of an environment variable),
 never the secret itself, plus the automation preferences a data engineer tunes per account:
 enabled, cadence, lookback days.
 """
@@ -10,12 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import dagster as dg
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import class_row
 
-from sync_pipelines.core.database import AppDatabase, ensure_tables
+from sync_pipelines.core.database import ensure_tables
 
 metadata = sa.MetaData()
 
@@ -38,6 +38,10 @@ INTEGRATIONS = sa.Table(
 )
 
 
+class MissingCredentialsError(RuntimeError):
+    """The env var an account names for its secret is not set in this process."""
+
+
 @dataclass(frozen=True)
 class Account:
     provider: str
@@ -53,12 +57,9 @@ class Account:
         """The credential, read from the environment at the moment it is needed."""
         value = os.environ.get(self.credentials_env)
         if not value:
-            raise dg.Failure(
-                description=(
-                    f"{self.provider} account '{self.account}': environment variable "
-                    f"{self.credentials_env} (its credentials) is not set"
-                ),
-                allow_retries=False,
+            raise MissingCredentialsError(
+                f"{self.provider} account '{self.account}': environment variable "
+                f"{self.credentials_env} (its credentials) is not set"
             )
         return value
 
@@ -129,43 +130,3 @@ def list_accounts(conn: psycopg.Connection, provider: str | None = None, *, acti
         return cur.execute(
             f"SELECT {_FIELDS} FROM sync.integrations{clause} ORDER BY provider, account", params
         ).fetchall()
-
-
-def require_account(db: AppDatabase, provider: str, account: str) -> Account:
-    """The registry row for a run's partition; a clear error if it was removed or deactivated."""
-    with db.connect() as conn:
-        found = get_account(conn, provider, account)
-    if found is None or not found.active:
-        state = "not registered" if found is None else "deactivated"
-        raise dg.Failure(description=f"{provider} account '{account}' is {state}", allow_retries=False)
-    return found
-
-
-def build_partitions_sensor(
-    provider: str, partitions_def: dg.DynamicPartitionsDefinition, *, minimum_interval_seconds: int = 30
-) -> dg.SensorDefinition:
-    """A sensor keeping `partitions_def` equal to the provider's active accounts."""
-    assert partitions_def.name is not None
-
-    @dg.sensor(
-        name=f"{provider}_accounts_sensor",
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Adds a partition for each active {provider} account and removes deactivated ones.",
-    )
-    def accounts_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
-        with app_db.connect() as conn:
-            wanted = {a.account for a in list_accounts(conn, provider, active_only=True)}
-        current = set(context.instance.get_dynamic_partitions(partitions_def.name))
-        added, removed = sorted(wanted - current), sorted(current - wanted)
-        requests: list = []
-        if added:
-            requests.append(partitions_def.build_add_request(added))
-        if removed:
-            requests.append(partitions_def.build_delete_request(removed))
-        if not requests:
-            return dg.SensorResult(skip_reason=dg.SkipReason(f"{len(current)} accounts, no change"))
-        context.log.info(f"{provider}: adding {added}, removing {removed}")
-        return dg.SensorResult(dynamic_partitions_requests=requests)
-
-    return accounts_sensor

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sync_pipelines.core.database import AppDatabase
+from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.core.registry import list_accounts
 
 CRON = {

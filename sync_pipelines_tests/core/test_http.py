@@ -15,7 +15,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from sync_pipelines.core.http import (
-    SHIPSTATION_RATE_LIMIT_HEADERS,
     AuthenticationError,
     CallStats,
     HttpClient,
@@ -34,6 +33,8 @@ from sync_pipelines.core.http import (
 )
 
 SECRET = "sk-live-super-secret-key-123"
+RATE_LIMIT_HEADERS = RateLimitHeaders(
+    limit="X-Rate-Limit-Limit", remaining="X-Rate-Limit-Remaining", reset="X-Rate-Limit-Reset")
 
 
 # ----------------------------------------------------------------- test server
@@ -418,7 +419,7 @@ def test_registry_returns_same_instance_per_key():
 
 
 def test_rate_limit_headers_parsing_tolerates_garbage():
-    h = SHIPSTATION_RATE_LIMIT_HEADERS
+    h = RATE_LIMIT_HEADERS
     assert h.parse({"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": "12"}) == (0, 12.0)
     assert h.parse({}) == (None, None)
     assert h.parse({"X-Rate-Limit-Remaining": "lots", "X-Rate-Limit-Reset": "nan"}) == (None, None)
@@ -432,7 +433,7 @@ def test_client_honours_provider_rate_limit_headers(server, clock):
                   (200, {"a": 1}, {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": "5"}),
                   (200, {"a": 2}, {"X-Rate-Limit-Remaining": "garbage"}))
     with make_client(server, clock, rate_limiter=limiter,
-                     rate_limit_headers=SHIPSTATION_RATE_LIMIT_HEADERS) as client:
+                     rate_limit_headers=RATE_LIMIT_HEADERS) as client:
         assert client.get_json("/v2/products") == {"a": 1}
         assert client.stats.wait_seconds == 0
         assert client.get_json("/v2/products") == {"a": 2}
