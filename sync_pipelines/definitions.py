@@ -4,8 +4,10 @@ import dagster as dg
 
 from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.defs.shipstation import definitions as shipstation
+from sync_pipelines.defs.shopify import definitions as shopify
 
 defs = dg.Definitions.merge(
     shipstation.defs,
+    shopify.defs,
     dg.Definitions(resources={"app_db": AppDatabase()}),
 )

@@ -149,6 +149,16 @@ class RateLimiter:
         if remaining is not None and remaining <= 0:
             self.penalize(reset_seconds if reset_seconds is not None and reset_seconds > 0 else 1.0)
 
+    def sync_available(self, available: float) -> None:
+        """Adopt the provider's own view of the bucket when it is fuller than ours (a leaky
+        bucket shared with other apps, or requests we did not make, e.g. other processes)."""
+        with self._lock:
+            now = self._clock()
+            if self.rate is not None:
+                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+            self._tokens = max(0.0, min(self._tokens, float(available)))
+
     def penalize(self, seconds: float) -> None:
         """Pause all users of this limiter, e.g. after a 429."""
         if seconds > 0:
@@ -183,6 +193,23 @@ class RateLimitHeaders:
         if reset is not None and reset > 1e9:  # some providers send an epoch timestamp
             reset = max(0.0, reset - time.time())
         return (int(remaining) if remaining is not None else None), reset
+
+    def apply(self, limiter: RateLimiter, headers: Mapping[str, str]) -> None:
+        limiter.observe(*self.parse(headers))
+
+
+@dataclass(frozen=True)
+class BucketHeader:
+    """A leaky-bucket header of the form `used/size` (Shopify's
+    `X-Shopify-Shop-Api-Call-Limit: 32/40`): the free capacity is size − used."""
+
+    name: str
+
+    def apply(self, limiter: RateLimiter, headers: Mapping[str, str]) -> None:
+        used, _, size = (headers.get(self.name) or "").partition("/")
+        used_n, size_n = _num(used), _num(size)
+        if used_n is not None and size_n is not None:
+            limiter.sync_available(size_n - used_n)
 
 
 def _num(value: str | None) -> float | None:
@@ -265,7 +292,7 @@ class HttpClient:
                  timeout: tuple[float, float] = (5.0, 30.0), max_retries: int = 6,
                  backoff_factor: float = 0.5, backoff_max: float = 30.0, backoff_jitter: float = 0.5,
                  malformed_retries: int = 3, rate_limiter: RateLimiter | None = None,
-                 rate_limit_headers: RateLimitHeaders | None = None, sleep: Sleep = time.sleep,
+                 rate_limit_headers: RateLimitHeaders | BucketHeader | None = None, sleep: Sleep = time.sleep,
                  max_retry_after: float = 120.0):
         parts = urlsplit(base_url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
@@ -311,11 +338,11 @@ class HttpClient:
         elif status >= 500:
             self.stats.server_errors += 1
         if self.rate_limiter is not None and self.rate_limit_headers is not None:
-            self.rate_limiter.observe(*self.rate_limit_headers.parse(headers))
+            self.rate_limit_headers.apply(self.rate_limiter, headers)
 
     def _error(self, cls: type[IntegrationError], detail: str, path: str, status: int | None = None,
-               hint: str | None = None) -> IntegrationError:
-        return cls(self.integration, self.account, detail, status=status, method="GET", path=path,
+               hint: str | None = None, method: str = "GET") -> IntegrationError:
+        return cls(self.integration, self.account, detail, status=status, method=method, path=path,
                    hint=hint)
 
     # -- public API
@@ -391,6 +418,35 @@ class HttpClient:
         path = urlsplit(self.resolve(path_or_url)).path
         raise self._error(MalformedResponseError, f"{problem} (after {self.malformed_retries} re-requests)",
                           path, status)
+
+    def send_json(self, method: str, path: str, body: Any = None) -> Any:
+        """A write (POST/PUT/DELETE) with a JSON body. urllib3 never replays writes, so only
+        a 429 — which the provider guarantees it did not act on — is retried here."""
+        url = self.resolve(path)
+        resp = None
+        for attempt in range(self.malformed_retries + 1):
+            self._before_send()
+            try:
+                resp = self._session.request(method, url, json=body, timeout=self.timeout,
+                                             allow_redirects=False)
+            except requests.RequestException as e:
+                raise self._error(TransportError, f"transport failure ({type(e).__name__})",
+                                  urlsplit(url).path, method=method) from None
+            self._saw_response(resp.status_code, resp.headers)
+            if resp.status_code != 429 or attempt == self.malformed_retries:
+                break
+            self.stats.retries += 1
+            wait = _retry_after_seconds(resp.headers.get("Retry-After"))
+            self._wait(max(wait or 0.0, self.backoff_factor * 2**attempt))
+        assert resp is not None
+        status, path_only = resp.status_code, urlsplit(url).path
+        if status in (401, 403):
+            raise self._error(AuthenticationError, f"authentication failed (HTTP {status})",
+                              path_only, status, "check this account's credentials", method)
+        if status >= 300:
+            raise self._error(RequestFailed, f"request failed (HTTP {status}): {self._excerpt(resp)}",
+                              path_only, status, method=method)
+        return resp.json() if resp.content else None
 
     def _excerpt(self, resp: requests.Response) -> str:
         text = (resp.text or "")[:200].replace("\n", " ")

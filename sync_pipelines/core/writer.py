@@ -46,6 +46,9 @@ class UpsertWriter:
         self.columns = data_columns(table)
         self.keys = key_columns(table)
         self._key_positions = [self.columns.index(k) for k in self.keys]
+        self._updated_position = (
+            self.columns.index("source_updated_at") if "source_updated_at" in self.columns else None
+        )
         self._staging = sql.Identifier(f"_stage_{table.schema or 'public'}_{table.name}"[:63])
         cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
         non_keys = [c for c in self.columns if c not in self.keys]
@@ -96,9 +99,14 @@ class UpsertWriter:
         return WriteCounts(inserted=inserted, updated=updated, unchanged=len(rows) - inserted - updated)
 
     def _last_per_key(self, rows: Sequence[tuple]) -> list[tuple]:
-        """One row per key (the last seen): an upsert may not touch the same row twice."""
-        positions = self._key_positions
+        """One row per key — the newest by provider updated-at, else the last seen — since an
+        upsert may not touch the same row twice (and deliveries may arrive out of order)."""
+        positions, at = self._key_positions, self._updated_position
         latest: dict[tuple, tuple] = {}
         for row in rows:
-            latest[tuple(row[i] for i in positions)] = row
+            key = tuple(row[i] for i in positions)
+            kept = latest.get(key)
+            if kept is not None and at is not None and None not in (kept[at], row[at]) and row[at] < kept[at]:
+                continue
+            latest[key] = row
         return list(latest.values())

@@ -11,7 +11,9 @@ from sync_pipelines.core.entities import parse_instant
 from sync_pipelines.defs.shipstation import tables
 from sync_pipelines.defs.shipstation.assets import products as products_asset
 
-from .conftest import materialize, metadata_by_asset
+from sync_pipelines_tests.helpers import metadata_by_asset
+
+from .conftest import materialize
 
 TABLES = {
     "warehouses": (tables.WAREHOUSES, ("warehouse_id",)),

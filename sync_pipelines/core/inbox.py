@@ -1,0 +1,282 @@
+"""The durable inbox: verified webhook deliveries, stored before the provider gets its 200.
+
+The receiver appends (de-duplicated on the provider's delivery id, so a retried delivery is one
+row with `duplicates` counted); Dagster sensors read after an inbox id and runs apply an account's
+pending rows and mark them processed. Rejected requests are counted in `webhook_rejections` by
+reason, never with their body or signature. Free of Dagster: the receiver imports this module.
+
+Every statement is written once; the async twins used by the receiver run the same SQL text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+from sqlalchemy.dialects.postgresql import JSONB
+
+from sync_pipelines.core.database import ensure_tables
+
+metadata = sa.MetaData()
+
+INBOX = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("account", sa.Text, nullable=False, comment="e.g. the shop domain"),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("delivery_id", sa.Text, nullable=False, comment="provider's delivery id, the dedupe key"),
+    sa.Column("event_id", sa.Text, nullable=True),
+    sa.Column("triggered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+    sa.Column("headers", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"),
+              comment="selected non-secret headers; never the signature"),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column("duplicates", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("run_id", sa.Text, nullable=True),
+    sa.UniqueConstraint("provider", "delivery_id", name="inbox_provider_delivery_id_key"),
+    sa.Index("inbox_provider_id_idx", "provider", "id"),
+    sa.Index("inbox_pending_idx", "provider", "account", "id", postgresql_where=sa.text("processed_at IS NULL")),
+    schema="sync",
+)
+
+REJECTIONS = sa.Table(
+    "webhook_rejections",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, comment="short code, e.g. bad_signature"),
+    sa.Column("account", sa.Text, nullable=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+    sa.Index("webhook_rejections_provider_received_idx", "provider", "received_at"),
+    schema="sync",
+)
+
+TABLES = (INBOX, REJECTIONS)
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    id: int
+    provider: str
+    account: str
+    topic: str
+    delivery_id: str
+    event_id: str | None
+    triggered_at: datetime | None
+    received_at: datetime
+    headers: dict[str, Any]
+    payload: Any
+    duplicates: int
+    processed_at: datetime | None
+    run_id: str | None
+
+
+_COLUMNS = ("id, provider, account, topic, delivery_id, event_id, triggered_at, received_at, headers,"
+            " payload, duplicates, processed_at, run_id")
+
+# (xmax = 0) is true only for a freshly inserted row, so one statement says "new or duplicate".
+_APPEND = (
+    "INSERT INTO sync.inbox AS i"
+    " (provider, account, topic, delivery_id, event_id, triggered_at, headers, payload)"
+    " VALUES (%(provider)s, %(account)s, %(topic)s, %(delivery_id)s, %(event_id)s, %(triggered_at)s,"
+    " %(headers)s, %(payload)s::jsonb)"
+    " ON CONFLICT (provider, delivery_id) DO UPDATE SET duplicates = i.duplicates + 1"
+    " RETURNING id, (xmax = 0) AS inserted"
+)
+_REJECT = "INSERT INTO sync.webhook_rejections (provider, reason, account) VALUES (%s, %s, %s)"
+
+
+def ensure_inbox_tables(conn: psycopg.Connection) -> None:
+    ensure_tables(conn, TABLES)
+
+
+def _payload_text(payload: bytes | str | Mapping | list) -> str:
+    """JSON text for the jsonb cast; bytes are the raw body as received (UTF-8)."""
+    if isinstance(payload, bytes):
+        return payload.decode("utf-8")
+    if isinstance(payload, str):
+        return payload
+    return json.dumps(payload)
+
+
+def _append_params(provider: str, account: str, topic: str, delivery_id: str,
+                   payload: bytes | str | Mapping, triggered_at: datetime | None, event_id: str | None,
+                   headers: Mapping[str, str] | None) -> dict[str, Any]:
+    return {
+        "provider": provider, "account": account, "topic": topic, "delivery_id": delivery_id,
+        "event_id": event_id, "triggered_at": triggered_at, "headers": Jsonb(dict(headers or {})),
+        "payload": _payload_text(payload),
+    }
+
+
+def append(conn: psycopg.Connection, *, provider: str, account: str, topic: str, delivery_id: str,
+           payload: bytes | str | Mapping, triggered_at: datetime | None = None,
+           event_id: str | None = None, headers: Mapping[str, str] | None = None) -> tuple[int, bool]:
+    """Store a delivery; returns (inbox id, is_new). A repeated delivery id only counts a duplicate."""
+    ensure_inbox_tables(conn)
+    params = _append_params(provider, account, topic, delivery_id, payload, triggered_at, event_id, headers)
+    row = conn.execute(_APPEND, params).fetchone()
+    return int(row[0]), bool(row[1])
+
+
+async def append_async(aconn: psycopg.AsyncConnection, *, provider: str, account: str, topic: str,
+                       delivery_id: str, payload: bytes | str | Mapping, triggered_at: datetime | None = None,
+                       event_id: str | None = None, headers: Mapping[str, str] | None = None) -> tuple[int, bool]:
+    """`append` for the receiver (tables are ensured once at its startup)."""
+    params = _append_params(provider, account, topic, delivery_id, payload, triggered_at, event_id, headers)
+    row = await (await aconn.execute(_APPEND, params)).fetchone()
+    return int(row[0]), bool(row[1])
+
+
+def record_rejection(conn: psycopg.Connection, provider: str, reason: str, account: str | None = None) -> None:
+    ensure_inbox_tables(conn)
+    conn.execute(_REJECT, (provider, reason, account))
+
+
+async def record_rejection_async(aconn: psycopg.AsyncConnection, provider: str, reason: str,
+                                 account: str | None = None) -> None:
+    await aconn.execute(_REJECT, (provider, reason, account))
+
+
+def read_after(conn: psycopg.Connection, provider: str, after_id: int, limit: int = 500) -> list[InboxEvent]:
+    """Deliveries with id > after_id, oldest first.
+
+    Ids are taken before commit, so a slow insert can become visible after a higher id was read:
+    a cursor on the id alone may step over it. It stays pending, which `stale_accounts` finds.
+    """
+    ensure_inbox_tables(conn)
+    with conn.cursor(row_factory=class_row(InboxEvent)) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM sync.inbox WHERE provider = %s AND id > %s ORDER BY id LIMIT %s",
+            (provider, after_id, limit),
+        ).fetchall()
+
+
+def pending(conn: psycopg.Connection, provider: str, account: str, up_to_id: int | None = None,
+            *, lock: bool = False) -> list[InboxEvent]:
+    """Unprocessed deliveries of one account, oldest first.
+
+    `lock=True` (inside a transaction) takes row locks, so two runs for the same account apply
+    each event once: the second waits, then no longer sees the rows the first marked processed.
+    """
+    ensure_inbox_tables(conn)
+    query = (f"SELECT {_COLUMNS} FROM sync.inbox WHERE provider = %s AND account = %s"
+             " AND processed_at IS NULL AND id <= %s ORDER BY id" + (" FOR UPDATE" if lock else ""))
+    upper = up_to_id if up_to_id is not None else 2**63 - 1
+    with conn.cursor(row_factory=class_row(InboxEvent)) as cur:
+        return cur.execute(query, (provider, account, upper)).fetchall()
+
+
+def stale_accounts(conn: psycopg.Connection, provider: str, older_than: timedelta) -> dict[str, int]:
+    """{account: newest pending id} for accounts with a delivery pending longer than `older_than`."""
+    ensure_inbox_tables(conn)
+    rows = conn.execute(
+        "SELECT account, max(id) FROM sync.inbox WHERE provider = %s AND processed_at IS NULL"
+        " GROUP BY account HAVING min(received_at) < now() - %s",
+        (provider, older_than),
+    ).fetchall()
+    return {account: int(newest) for account, newest in rows}
+
+
+_BACKLOG = (
+    "SELECT count(*), extract(epoch FROM now() - min(received_at)) FROM sync.inbox WHERE processed_at IS NULL"
+)
+
+
+def _backlog_result(row: tuple) -> dict[str, Any]:
+    pending_count, oldest = row
+    return {"pending": int(pending_count),
+            "oldest_pending_age_seconds": float(oldest) if oldest is not None else None}
+
+
+def backlog(conn: psycopg.Connection) -> dict[str, Any]:
+    """Unprocessed deliveries of every provider: {pending, oldest_pending_age_seconds}."""
+    ensure_inbox_tables(conn)
+    return _backlog_result(conn.execute(_BACKLOG).fetchone())
+
+
+async def backlog_async(aconn: psycopg.AsyncConnection) -> dict[str, Any]:
+    """`backlog` for the receiver's health check."""
+    return _backlog_result(await (await aconn.execute(_BACKLOG)).fetchone())
+
+
+def mark_processed(conn: psycopg.Connection, ids: Sequence[int], run_id: str) -> int:
+    """Mark deliveries done by `run_id`; rows already processed keep their first run. Returns rows marked."""
+    if not ids:
+        return 0
+    ensure_inbox_tables(conn)
+    return conn.execute(
+        "UPDATE sync.inbox SET processed_at = now(), run_id = %s WHERE id = ANY(%s) AND processed_at IS NULL",
+        (run_id, list(ids)),
+    ).rowcount
+
+
+_STATS = """
+WITH received AS (
+    SELECT count(*) AS received, coalesce(sum(duplicates), 0)::bigint AS duplicates
+    FROM sync.inbox WHERE provider = %(provider)s AND received_at >= %(since)s
+), processed AS (
+    SELECT count(*) AS processed,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - triggered_at))
+            FILTER (WHERE triggered_at IS NOT NULL) AS lag_p50,
+        percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - triggered_at))
+            FILTER (WHERE triggered_at IS NOT NULL) AS lag_p95
+    FROM sync.inbox WHERE provider = %(provider)s AND processed_at >= %(since)s
+), waiting AS (
+    SELECT count(*) AS pending, extract(epoch FROM now() - min(received_at)) AS oldest
+    FROM sync.inbox WHERE provider = %(provider)s AND processed_at IS NULL
+)
+SELECT received, duplicates, processed, lag_p50, lag_p95, pending, oldest FROM received, processed, waiting
+"""
+
+
+def stats(conn: psycopg.Connection, provider: str, since: datetime) -> dict[str, Any]:
+    """Counts since `since` (received, duplicates of those, processed, lag percentiles of processed
+    deliveries from the provider's trigger time), the current backlog, and rejections by reason."""
+    ensure_inbox_tables(conn)
+    received, duplicates, processed, p50, p95, waiting, oldest = conn.execute(
+        _STATS, {"provider": provider, "since": since}
+    ).fetchone()
+    rejected = conn.execute(
+        "SELECT reason, count(*) FROM sync.webhook_rejections WHERE provider = %s AND received_at >= %s"
+        " GROUP BY reason ORDER BY reason",
+        (provider, since),
+    ).fetchall()
+    return {
+        "received": int(received),
+        "duplicates": int(duplicates),
+        "processed": int(processed),
+        "pending": int(waiting),
+        "oldest_pending_age_seconds": float(oldest) if oldest is not None else None,
+        "lag_p50_seconds": float(p50) if p50 is not None else None,
+        "lag_p95_seconds": float(p95) if p95 is not None else None,
+        "rejected_by_reason": {reason: int(n) for reason, n in rejected},
+    }
+
+
+def purge_processed(conn: psycopg.Connection, older_than: timedelta, *, provider: str | None = None) -> int:
+    """Delete deliveries processed more than `older_than` ago; returns how many."""
+    ensure_inbox_tables(conn)
+    query = "DELETE FROM sync.inbox WHERE processed_at < now() - %s"
+    params: list[Any] = [older_than]
+    if provider is not None:
+        query += " AND provider = %s"
+        params.append(provider)
+    return conn.execute(query, params).rowcount
+
+
+def purge_rejections(conn: psycopg.Connection, older_than: timedelta) -> int:
+    """Delete rejection records older than `older_than` (forged traffic should not grow the table forever)."""
+    ensure_inbox_tables(conn)
+    return conn.execute("DELETE FROM sync.webhook_rejections WHERE received_at < now() - %s",
+                        (older_than,)).rowcount

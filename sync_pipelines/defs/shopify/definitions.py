@@ -1,0 +1,28 @@
+"""Shopify's Definitions: assets, jobs, schedules, sensors and its client resource."""
+
+import os
+
+import dagster as dg
+
+from sync_pipelines.defs.shopify.assets import (
+    analytics_job, carts, checkouts, daily_metrics, orders_customers_job, products_job, sync_assets,
+)
+from sync_pipelines.defs.shopify.cleanup import cleanup_job
+from sync_pipelines.defs.shopify.client import ShopifyClient
+from sync_pipelines.defs.shopify.management import manage_webhooks_job, webhooks_health
+from sync_pipelines.defs.shopify.schedules import schedules
+from sync_pipelines.defs.shopify.sensors import apply_job, sensors
+
+defs = dg.Definitions(
+    assets=[*sync_assets, carts, checkouts, daily_metrics, webhooks_health],
+    jobs=[orders_customers_job, products_job, analytics_job, cleanup_job, manage_webhooks_job, apply_job],
+    schedules=schedules,
+    sensors=sensors,
+    resources={
+        # Locally `sync-pipelines dev` points this at the sandbox.
+        "shopify": ShopifyClient(
+            base_url_template=os.environ.get("SHOPIFY_BASE_URL_TEMPLATE", "https://{shop}"),
+            api_version=os.environ.get("SHOPIFY_API_VERSION", "2025-10"),
+        )
+    },
+)

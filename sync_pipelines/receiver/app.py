@@ -1,0 +1,251 @@
+"""The webhook receiver: verify, de-duplicate, store in the inbox, answer — in milliseconds.
+
+No Dagster here (sensors read the inbox). A delivery is checked in the order that costs least and
+trusts least first: size, signature on the raw bytes, then headers, topic, account and JSON. It is
+appended to `sync.inbox` before the 200, so a 200 always means "stored"; a repeated delivery id
+answers 200 too, so the provider stops retrying. Rejections are counted by reason and answered
+with `{"error": reason}` only. Database trouble answers 503, which providers retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sync_pipelines.core import inbox
+from sync_pipelines.core.database import ensure_tables, resolve_database_url
+from sync_pipelines.core.registry import INTEGRATIONS
+from sync_pipelines.receiver.providers import PROVIDERS, WebhookSpec
+
+log = logging.getLogger("sync_pipelines.receiver")
+
+NEGATIVE_CACHE_SECONDS = 5.0  # an account connected a moment ago is accepted soon after
+MAX_CACHED_ACCOUNTS = 10_000
+DB_TIMEOUT_SECONDS = 5.0
+_ACTIVE_ACCOUNT = "SELECT active FROM sync.integrations WHERE provider = %s AND account = %s"
+_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str, account: str | None = None):
+        super().__init__(reason)
+        self.status, self.reason, self.account = status, reason, account
+
+
+class _Unavailable(Exception):
+    """The database could not be reached; the provider should retry."""
+
+
+class ReceiverState:
+    """The connection pool and the active-account cache, started once per event loop."""
+
+    def __init__(self, database_url: str, secrets: Mapping[str, list[str]], account_cache_seconds: float):
+        self.database_url = database_url
+        self.secrets = secrets
+        self.account_cache_seconds = account_cache_seconds
+        self.pool: AsyncConnectionPool | None = None
+        self._accounts: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> AsyncConnectionPool:
+        """Ensure tables and open the pool (from the lifespan, or on first use if lifespan is off)."""
+        async with self._lock:
+            if self.pool is None:
+                await asyncio.to_thread(_ensure_tables, self.database_url)
+                pool = AsyncConnectionPool(
+                    self.database_url, min_size=1, max_size=10, open=False, timeout=DB_TIMEOUT_SECONDS,
+                    kwargs={"autocommit": True}, check=AsyncConnectionPool.check_connection,
+                    name="webhook-receiver",
+                )
+                await pool.open(wait=True, timeout=30)
+                self.pool = pool
+        return self.pool
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    async def account_active(self, provider: str, account: str) -> bool:
+        """Is `account` an active account of `provider`? Cached; "no" for a shorter time."""
+        key = (provider, account)
+        now = time.monotonic()
+        cached = self._accounts.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        pool = await self.start()
+        async with pool.connection() as aconn:
+            row = await (await aconn.execute(_ACTIVE_ACCOUNT, key)).fetchone()
+        active = bool(row and row[0])
+        ttl = self.account_cache_seconds if active else min(self.account_cache_seconds, NEGATIVE_CACHE_SECONDS)
+        if len(self._accounts) >= MAX_CACHED_ACCOUNTS:
+            self._accounts.clear()
+        self._accounts[key] = (active, now + ttl)
+        return active
+
+    async def record_rejection(self, provider: str, reason: str, account: str | None) -> None:
+        log.info("rejected %s webhook: %s", provider, reason)
+        try:
+            pool = await self.start()
+            async with pool.connection(timeout=1.0) as aconn:  # never hold the answer long
+                await inbox.record_rejection_async(aconn, provider, reason, account)
+        except Exception as error:  # the answer matters more than the count
+            log.warning("could not record %s rejection (%s): %s", provider, reason, type(error).__name__)
+
+
+def _ensure_tables(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+        ensure_tables(conn, [*inbox.TABLES, INTEGRATIONS])
+
+
+def _check_declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return
+    try:
+        too_large = int(declared) > limit
+    except ValueError:
+        raise Rejected(400, "bad_content_length") from None
+    if too_large:
+        raise Rejected(413, "too_large")
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes even when no Content-Length was sent."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, "too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # NaN/Infinity: Python accepts them, PostgreSQL does not
+
+
+def _json_object_text(body: bytes, account: str) -> str:
+    try:
+        text = body.decode("utf-8")
+        parsed = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+        raise Rejected(400, "malformed_json", account) from None
+    if not isinstance(parsed, dict):
+        raise Rejected(400, "malformed_json", account)
+    return text
+
+
+async def _accept(state: ReceiverState, spec: WebhookSpec, request: Request, max_body_bytes: int) -> JSONResponse:
+    secrets = state.secrets[spec.provider]
+    if not secrets:
+        raise Rejected(503, "not_configured")  # retried by the provider once a secret is set
+    headers = request.headers
+    _check_declared_length(request, max_body_bytes)
+    signature = headers.get(spec.signature_header)
+    if not signature:
+        raise Rejected(401, "missing_signature")
+    body = await _read_capped(request, max_body_bytes)
+    if not spec.verify(body, signature, secrets):  # on the raw bytes, before any parsing
+        raise Rejected(401, "bad_signature")
+    account, delivery_id, topic = spec.account(headers), spec.delivery_id(headers), spec.topic(headers)
+    if not (account and delivery_id and topic):
+        raise Rejected(400, "missing_headers", account)
+    if topic not in spec.topics:
+        raise Rejected(400, "unknown_topic", account)
+    try:
+        active = await state.account_active(spec.provider, account)
+    except _UNAVAILABLE as error:
+        raise _Unavailable from error
+    if not active:
+        raise Rejected(403, "unknown_account", account)
+    payload = _json_object_text(body, account)
+    try:
+        pool = await state.start()
+        async with pool.connection() as aconn:
+            inbox_id, is_new = await inbox.append_async(
+                aconn, provider=spec.provider, account=account, topic=topic, delivery_id=delivery_id,
+                payload=payload, triggered_at=spec.triggered_at(headers), event_id=spec.event_id(headers),
+                headers=spec.kept_headers(headers),
+            )
+    except psycopg.DataError:  # valid JSON that jsonb refuses, e.g. a \u0000 escape
+        raise Rejected(400, "unstorable_json", account) from None
+    except _UNAVAILABLE as error:
+        raise _Unavailable from error
+    return JSONResponse({"status": "accepted" if is_new else "duplicate", "id": inbox_id})
+
+
+def create_app(
+    database_url: str | None = None,
+    *,
+    max_body_bytes: int = 1_048_576,
+    account_cache_seconds: float = 30.0,
+    environ: Mapping[str, str] = os.environ,
+) -> Starlette:
+    """The receiver app; secrets are read from `environ` now, the database is opened at startup."""
+    state = ReceiverState(
+        resolve_database_url(database_url),
+        {name: spec.secrets_from_env(environ) for name, spec in PROVIDERS.items()},
+        account_cache_seconds,
+    )
+    for name, secrets in state.secrets.items():
+        if not secrets:
+            log.warning("no webhook secret configured for %s: its deliveries get 503", name)
+
+    async def webhook(request: Request) -> JSONResponse:
+        spec = PROVIDERS.get(request.path_params["provider"])
+        if spec is None:
+            return JSONResponse({"error": "unknown_provider"}, status_code=404)
+        try:
+            return await _accept(state, spec, request, max_body_bytes)
+        except Rejected as rejected:
+            await state.record_rejection(spec.provider, rejected.reason, rejected.account)
+            return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
+        except _Unavailable as error:
+            log.warning("%s webhook not stored, database unavailable: %s", spec.provider, type(error.__cause__).__name__)
+            return JSONResponse({"error": "unavailable"}, status_code=503)
+        except ClientDisconnect:
+            return JSONResponse({"error": "client_disconnected"}, status_code=400)
+
+    async def health(request: Request) -> JSONResponse:
+        try:
+            pool = await state.start()
+            started = time.perf_counter()
+            async with pool.connection(timeout=min(DB_TIMEOUT_SECONDS, 2.0)) as aconn:  # answer probes fast
+                await aconn.execute("SELECT 1")
+                response_ms = round((time.perf_counter() - started) * 1000, 2)
+                backlog = await inbox.backlog_async(aconn)
+        except Exception as error:
+            return JSONResponse(
+                {"status": "unhealthy", "checks": {"database": {"status": "error", "error": type(error).__name__}}},
+                status_code=503,
+            )
+        return JSONResponse({"status": "healthy", "checks": {
+            "database": {"status": "ok", "response_ms": response_ms}, "inbox": backlog}})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = Starlette(
+        routes=[Route("/webhooks/{provider}", webhook, methods=["POST"]), Route("/health", health, methods=["GET"])],
+        lifespan=lifespan,
+    )
+    app.state.receiver = state
+    return app
