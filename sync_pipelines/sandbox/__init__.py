@@ -18,6 +18,7 @@ _EXPORTS = {
     "serve_in_thread": "server",
     "ShipStationSandbox": "shipstation",
     "StoreData": "shipstation",
+    "ShopifySandbox": "shopify",
 }
 
 __all__ = sorted(_EXPORTS)
