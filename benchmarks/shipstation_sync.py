@@ -9,7 +9,8 @@ the figures to ``benchmarks/results/shipstation_sync.json``. Method and measured
 
 Self-contained: it starts its own throwaway embedded PostgreSQL (a temp dir, a free port,
 ``fast=False`` so fsync and synchronous commit are on, as in a durable database) and points
-``DATABASE_URL`` at it; the cluster is stopped and deleted at the end, also on error. Each scenario
+``DATABASE_URL`` at it; the cluster is stopped and deleted at the end, also on error, Ctrl-C or
+SIGTERM. Each scenario
 starts its own ShipStation sandbox as a *separate process* (``python -m
 sync_pipelines.sandbox.server``), so the peak RSS measured here is the sync side only.
 
@@ -611,9 +612,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         return 130
     finally:
+        # Let no further signal cut the cleanup short (pg_ctl stop waits at most 60 s).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with contextlib.suppress(Exception):
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if previous_url is None:
             os.environ.pop("DATABASE_URL", None)
         else:
