@@ -95,6 +95,11 @@ def sync_asset(
         except (AuthenticationError, MissingCredentialsError) as error:
             # Retrying cannot fix credentials: fail now, naming the account.
             raise dg.Failure(description=str(error), allow_retries=False) from None
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+            # A terminated run must stay terminated; the RetryPolicy would otherwise restart the
+            # step. Committed batches and their cursor are kept; the next run resumes from them.
+            raise dg.Failure(description=f"{stream.name} [{account.account}]: interrupted",
+                             allow_retries=False) from None
         return dg.MaterializeResult(metadata=report.metadata())
 
     return _asset
