@@ -78,3 +78,24 @@ def test_kill_mid_sync_then_rerun_converges(sandbox, client, instance, add_store
         (account,),
     ).fetchone()[0]
     assert duplicates == 0
+
+
+@pytest.mark.slow
+def test_interrupted_run_is_not_retried_and_keeps_committed_batches(sandbox, add_store, conn):
+    account, _ = add_store("sigint", products=40_000)
+    ensure_tables(conn, [tables.PRODUCTS, tables.INVENTORY])
+    sandbox.faults.latency_ms = 8
+    child = subprocess.Popen([sys.executable, "-c", RUNNER, account, sandbox.url], env=dict(os.environ),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if conn.execute("SELECT count(*) FROM shipstation.products WHERE account = %s", (account,)).fetchone()[0]:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)  # what Ctrl-C or a run termination delivers
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode != 0, "an interrupted sync must not report success"
+    assert "STEP_RESTARTED" not in output
+    assert "interrupted" in output
+    written = conn.execute("SELECT count(*) FROM shipstation.products WHERE account = %s", (account,)).fetchone()[0]
+    assert 0 < written < 40_000
