@@ -96,6 +96,34 @@ def rss_mb(pid: int) -> float | None:
         return None
 
 
+def postgres_cpu_seconds(data_dir: Path) -> float | None:
+    """CPU of the throwaway cluster: the postmaster, its live children, and children it has reaped."""
+    try:
+        import psutil
+
+        postmaster = psutil.Process(int((data_dir / "postmaster.pid").read_text().split()[0]))
+        own = postmaster.cpu_times()
+        total = own.user + own.system + own.children_user + own.children_system
+        for child in postmaster.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                total += times.user + times.system
+        return total
+    except Exception:
+        return None
+
+
+def machine_busy() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine so far, all cores."""
+    try:
+        import psutil
+
+        times = psutil.cpu_times()
+        return sum(times) - times.idle - getattr(times, "iowait", 0.0), sum(times)
+    except Exception:
+        return None
+
+
 def own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -218,7 +246,8 @@ def prepared_deliveries(bodies: list[bytes]) -> list[tuple[bytes, dict[str, str]
 
 
 # ----------------------------------------------------------------------------- phase 1: load
-def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_seconds: float) -> dict[str, Any]:
+def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_seconds: float,
+             pg_data: Path) -> dict[str, Any]:
     import psycopg
     import requests
 
@@ -252,6 +281,7 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
             return None, (time.perf_counter() - started) * 1000, type(error).__name__
 
     receiver_cpu_before, own_cpu_before = cpu_seconds(receiver.proc.pid), own_cpu_seconds()
+    pg_cpu_before, busy_before = postgres_cpu_seconds(pg_data), machine_busy()
     print(f"[load] sending with {concurrency} threads ...", flush=True)
 
     def load() -> tuple[list, float]:
@@ -265,6 +295,10 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
         s.close()
     receiver_cpu = cpu_seconds(receiver.proc.pid)
     own_cpu = own_cpu_seconds() - own_cpu_before
+    pg_cpu, busy_after = postgres_cpu_seconds(pg_data), machine_busy()
+    machine_busy_percent = None
+    if busy_before and busy_after and busy_after[1] > busy_before[1]:
+        machine_busy_percent = round(100 * (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1]), 1)
     statuses: dict[str, int] = {}
     errors: dict[str, int] = {}
     latencies = []
@@ -298,6 +332,9 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
         "receiver_cpu_seconds": round(receiver_cpu - receiver_cpu_before, 2)
         if receiver_cpu is not None and receiver_cpu_before is not None else None,
         "load_generator_cpu_seconds": round(own_cpu, 2),
+        "postgres_cpu_seconds": round(pg_cpu - pg_cpu_before, 2)
+        if pg_cpu is not None and pg_cpu_before is not None else None,
+        "machine_cpu_busy_percent_all_cores": machine_busy_percent,
         "receiver_rss_mb_after": rss_mb(receiver.proc.pid),
     }
 
@@ -483,7 +520,9 @@ def print_table(results: dict[str, Any]) -> None:
             ("  latency p50 / p95 / p99 / max (ms)", f"{lat['p50']} / {lat['p95']} / {lat['p99']} / {lat['max']}"),
             ("  non-2xx", load["non_2xx"]),
             ("  rows in sync.inbox (= deliveries?)", f"{load['inbox_rows_after']:,} ({load['inbox_rows_equal_deliveries']})"),
-            ("  CPU s: receiver / load generator", f"{load['receiver_cpu_seconds']} / {load['load_generator_cpu_seconds']}"),
+            ("  CPU s: receiver / load generator / PostgreSQL",
+             f"{load['receiver_cpu_seconds']} / {load['load_generator_cpu_seconds']} / {load['postgres_cpu_seconds']}"),
+            ("  machine CPU busy, all cores (%)", load["machine_cpu_busy_percent_all_cores"]),
         ]
     latency = results.get("latency")
     if latency:
@@ -553,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
         results["receiver"] = {"command": receiver.command, "startup_seconds": receiver.startup_seconds}
         print(f"receiver on {receiver.url} (healthy after {receiver.startup_seconds}s)", flush=True)
         if not args.skip_load:
-            results["load"] = run_load(receiver, args.deliveries, args.concurrency, args.load_max_seconds)
+            results["load"] = run_load(receiver, args.deliveries, args.concurrency, args.load_max_seconds,
+                                       server.data)
         if not args.skip_latency:
             results["latency"] = run_latency(
                 receiver, work, updates=args.updates, batch_size=args.batch_size,

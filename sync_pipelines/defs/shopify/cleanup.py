@@ -45,6 +45,8 @@ def reconcile(conn: psycopg.Connection, account: str, resource: str, upstream_id
 class CleanupConfig(dg.Config):
     inbox_retention_days: int = 7
     """Processed inbox deliveries older than this are deleted."""
+    shop: str | None = None
+    """Reconcile one shop (myshopify domain); empty = every active shop."""
 
 
 @dg.op(required_resource_keys={"app_db", "shopify"}, tags={"sync/provider": PROVIDER})
@@ -55,6 +57,8 @@ def reconcile_and_purge(context: dg.OpExecutionContext, config: CleanupConfig) -
     with app_db.connect() as conn:
         ensure_tables(conn, [*RECONCILED.values(), *inbox.TABLES])
         for account in list_accounts(conn, PROVIDER, active_only=True):
+            if config.shop not in (None, account.account):
+                continue
             try:
                 with client.session(account) as session:
                     for resource in RECONCILED:

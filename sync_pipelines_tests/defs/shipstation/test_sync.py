@@ -10,6 +10,7 @@ import pytest
 from sync_pipelines.core.entities import parse_instant
 from sync_pipelines.defs.shipstation import tables
 from sync_pipelines.defs.shipstation.assets import products as products_asset
+from sync_pipelines.defs.shipstation.client import ShipStationClient
 
 from sync_pipelines_tests.helpers import metadata_by_asset
 
@@ -160,3 +161,14 @@ def test_missing_credentials_env_var_names_it(sandbox, client, instance, add_sto
     result = materialize(instance, account, client, assets=[products_asset], raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert env_var in str(failure.event_specific_data.error)
+
+
+def test_one_content_asset_failing_never_stops_its_sibling(sandbox, instance, add_store, conn):
+    account, api_key = add_store(products=120)
+    # page_size 101 is over /v2/products' maximum (400), while /v2/inventory accepts limit=101.
+    client = ShipStationClient(base_url=sandbox.url, requests_per_minute=None, page_size=101)
+    result = materialize(instance, account, client, raise_on_error=False)
+    assert not result.success
+    failed = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE}
+    assert failed == {"shipstation__products"}
+    assert db_records(conn, account, "inventory") == source_records(sandbox, api_key, "inventory")

@@ -131,3 +131,28 @@ def test_daily_metrics_match_the_orders(shopify_sandbox, shopify_client, instanc
         e = expected[day]
         assert (n, new, returning) == (e["orders"], len(e["new"]), len(e["returning"]))
         assert float(revenue) == pytest.approx(e["revenue"])
+
+
+def test_daily_cleanup_soft_deletes_what_disappeared_upstream(shopify_sandbox, shopify_client, instance, add_shop, conn):
+    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.defs.shopify.cleanup import cleanup_job
+
+    shop = add_shop(orders=60, customers=20, products=15)
+    materialize(instance, shop, shopify_client, [orders, customers, products])
+    gone_products = shopify_sandbox.delete_products(shop, 2)  # no webhook subscription: missed
+    gone_orders = shopify_sandbox.delete_orders(shop, 3)
+    config = {"ops": {"reconcile_and_purge": {"config": {"shop": shop}}}}
+    result = cleanup_job.execute_in_process(run_config=config, instance=instance,
+                                            resources={"app_db": AppDatabase(), "shopify": shopify_client})
+    assert result.success
+    deleted = dict(conn.execute(
+        "SELECT 'products', array_agg(product_id ORDER BY product_id) FROM shopify.products"
+        " WHERE account = %(s)s AND deleted_at IS NOT NULL UNION ALL"
+        " SELECT 'orders', array_agg(order_id ORDER BY order_id) FROM shopify.orders"
+        " WHERE account = %(s)s AND deleted_at IS NOT NULL", {"s": shop}).fetchall())
+    assert deleted == {"products": sorted(gone_products), "orders": sorted(gone_orders)}
+    # Nothing else was touched: a second pass finds nothing more.
+    cleanup_job.execute_in_process(run_config=config, instance=instance,
+                                   resources={"app_db": AppDatabase(), "shopify": shopify_client})
+    assert conn.execute("SELECT count(*) FROM shopify.products WHERE account = %s AND deleted_at IS NOT NULL",
+                        (shop,)).fetchone()[0] == 2
