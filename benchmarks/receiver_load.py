@@ -20,8 +20,9 @@ receiver runs as its own process, ``python -m sync_pipelines.receiver --port P``
 2. Webhook-to-row latency: the Shopify sandbox runs as a separate process delivering to the
    receiver; a second shop is backfilled (``orders`` asset) and subscribed through
    ``management.manage(..., "register", address)``. A trigger thread updates ``--updates`` distinct
-   orders through ``/_sandbox/mutate`` (``--batch-size`` per batch, one batch per
-   ``--batch-interval`` seconds), while an in-process loop evaluates ``shopify_inbox_sensor`` every
+   orders through ``/_sandbox/mutate`` (``--batch-size`` per batch, batches ``--batch-interval``
+   seconds apart on average, each gap drawn from [0.5, 1.5]× that so that batches arrive at every
+   phase of the sensor tick), while an in-process loop evaluates ``shopify_inbox_sensor`` every
    ``--tick-seconds`` (``dg.build_sensor_context`` on a persistent ``dg.instance_for_test()``,
    carrying the cursor) and executes each requested ``apply_job`` run in process. This loop stands
    in for the Dagster daemon: in production the sensor's minimum interval (5 s) and run launch
@@ -282,6 +283,7 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
 
     receiver_cpu_before, own_cpu_before = cpu_seconds(receiver.proc.pid), own_cpu_seconds()
     pg_cpu_before, busy_before = postgres_cpu_seconds(pg_data), machine_busy()
+    load_before = round(os.getloadavg()[0], 2)
     print(f"[load] sending with {concurrency} threads ...", flush=True)
 
     def load() -> tuple[list, float]:
@@ -296,9 +298,14 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
     receiver_cpu = cpu_seconds(receiver.proc.pid)
     own_cpu = own_cpu_seconds() - own_cpu_before
     pg_cpu, busy_after = postgres_cpu_seconds(pg_data), machine_busy()
-    machine_busy_percent = None
+    machine_busy_percent = other_cpu = None
     if busy_before and busy_after and busy_after[1] > busy_before[1]:
-        machine_busy_percent = round(100 * (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1]), 1)
+        busy = busy_after[0] - busy_before[0]
+        machine_busy_percent = round(100 * busy / (busy_after[1] - busy_before[1]), 1)
+        if None not in (receiver_cpu, receiver_cpu_before, pg_cpu, pg_cpu_before):
+            ours = (receiver_cpu - receiver_cpu_before) + own_cpu + (pg_cpu - pg_cpu_before)
+            # Anything else running on the machine meanwhile (the measurement is CPU-bound: it matters).
+            other_cpu = round(max(0.0, busy - ours), 2)
     statuses: dict[str, int] = {}
     errors: dict[str, int] = {}
     latencies = []
@@ -335,6 +342,8 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
         "postgres_cpu_seconds": round(pg_cpu - pg_cpu_before, 2)
         if pg_cpu is not None and pg_cpu_before is not None else None,
         "machine_cpu_busy_percent_all_cores": machine_busy_percent,
+        "other_processes_cpu_seconds": other_cpu,
+        "load_average_1min_before": load_before,
         "receiver_rss_mb_after": rss_mb(receiver.proc.pid),
     }
 
@@ -392,10 +401,18 @@ def run_latency(receiver: ReceiverProcess, work: Path, *, updates: int, batch_si
         trigger_errors: list[str] = []
         stop = threading.Event()
 
+        # Batch start times: --batch-interval apart on average, each gap drawn from [0.5, 1.5]× it
+        # (seeded), so batches land at every phase of the sensor's tick instead of a fixed one.
+        jitter = random.Random(5)
+        offsets, at_offset = [], 0.0
+        for _ in batches:
+            offsets.append(at_offset)
+            at_offset += batch_interval * jitter.uniform(0.5, 1.5)
+
         def trigger() -> None:
             begun = time.monotonic()
-            for n, batch in enumerate(batches):
-                wait = begun + n * batch_interval - time.monotonic()
+            for offset, batch in zip(offsets, batches):
+                wait = begun + offset - time.monotonic()
                 if wait > 0 and stop.wait(wait):
                     return
                 try:
@@ -440,8 +457,8 @@ def run_latency(receiver: ReceiverProcess, work: Path, *, updates: int, batch_si
                         return
 
         trigger_thread = threading.Thread(target=trigger, name="trigger-updates", daemon=True)
-        print(f"[latency] updating {updates} orders in {len(batches)} batches of {batch_size}, one per "
-              f"{batch_interval:g}s; sensor tick every {tick_seconds:g}s ...", flush=True)
+        print(f"[latency] updating {updates} orders in {len(batches)} batches of {batch_size}, about "
+              f"{batch_interval:g}s apart; sensor tick every {tick_seconds:g}s ...", flush=True)
         loop_started = time.monotonic()
         trigger_thread.start()
         try:
@@ -523,6 +540,7 @@ def print_table(results: dict[str, Any]) -> None:
             ("  CPU s: receiver / load generator / PostgreSQL",
              f"{load['receiver_cpu_seconds']} / {load['load_generator_cpu_seconds']} / {load['postgres_cpu_seconds']}"),
             ("  machine CPU busy, all cores (%)", load["machine_cpu_busy_percent_all_cores"]),
+            ("  CPU s of other processes meanwhile", load["other_processes_cpu_seconds"]),
         ]
     latency = results.get("latency")
     if latency:

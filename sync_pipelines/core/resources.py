@@ -1,12 +1,14 @@
 """Dagster resources shared by every provider."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import dagster as dg
 import psycopg
 
 from sync_pipelines.core.database import resolve_database_url
+from sync_pipelines.core.http import BucketHeader, HttpClient, RateLimiter, RateLimitHeaders
+from sync_pipelines.core.registry import Account
 
 
 class AppDatabase(dg.ConfigurableResource):
@@ -25,3 +27,56 @@ class AppDatabase(dg.ConfigurableResource):
         """An autocommit connection: every write happens inside an explicit `transaction()`."""
         with psycopg.connect(self.resolved_url(), autocommit=True) as conn:
             yield conn
+
+
+class HttpApiResource(dg.ConfigurableResource):
+    """What every provider client resource shares: timeouts and retry budget, tunable per
+    deployment (and shortened by tests) without touching the provider's code."""
+
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 30.0
+    max_retries: int = 6
+    backoff_factor: float = 0.5
+    backoff_max_seconds: float = 30.0
+    malformed_retries: int = 3
+
+    def http_client(
+        self,
+        *,
+        integration: str,
+        account: Account,
+        base_url: str,
+        headers: Mapping[str, str],
+        rate_limiter: RateLimiter | None,
+        rate_limit_headers: RateLimitHeaders | BucketHeader | None,
+    ) -> HttpClient:
+        return HttpClient(
+            integration=integration,
+            account=account.account,
+            base_url=base_url,
+            headers=headers,
+            timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
+            max_retries=self.max_retries,
+            backoff_factor=self.backoff_factor,
+            backoff_max=self.backoff_max_seconds,
+            malformed_retries=self.malformed_retries,
+            rate_limiter=rate_limiter,
+            rate_limit_headers=rate_limit_headers,
+        )
+
+
+def for_each_account(
+    context: dg.OpExecutionContext, accounts: Iterable[Account], work: Callable[[Account], object]
+) -> None:
+    """Run `work` for every account; one account failing never stops the others, and the op
+    fails at the end naming every account that failed."""
+    failures = []
+    for account in accounts:
+        try:
+            outcome = work(account)
+            context.log.info(f"{account.provider} [{account.account}]: {outcome}")
+        except Exception as error:
+            failures.append(f"{account.account}: {error}")
+            context.log.error(f"{account.provider} [{account.account}]: {error}")
+    if failures:
+        raise dg.Failure(description="; ".join(failures))

@@ -12,15 +12,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import dagster as dg
-
-from sync_pipelines.core.http import (
-    HttpClient,
-    RateLimitHeaders,
-    paginate_links_next,
-    rate_limiter_for,
-)
+from sync_pipelines.core.http import HttpClient, RateLimitHeaders, paginate_links_next, rate_limiter_for
 from sync_pipelines.core.registry import Account
+from sync_pipelines.core.resources import HttpApiResource
 
 PROVIDER = "shipstation"
 Pages = Iterator[list[dict[str, Any]]]
@@ -67,18 +61,12 @@ class ShipStationSession:
         self.close()
 
 
-class ShipStationClient(dg.ConfigurableResource):
+class ShipStationClient(HttpApiResource):
     """ShipStation API v2 (`base_url` points at the sandbox locally)."""
 
     base_url: str = "https://api.shipstation.com"
     requests_per_minute: int | None = 200
     page_size: int = 100
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 30.0
-    max_retries: int = 6
-    backoff_factor: float = 0.5
-    backoff_max_seconds: float = 30.0
-    malformed_retries: int = 3
 
     def session(self, account: Account) -> ShipStationSession:
         limiter = rate_limiter_for(
@@ -86,16 +74,11 @@ class ShipStationClient(dg.ConfigurableResource):
             rate_per_second=self.requests_per_minute / 60 if self.requests_per_minute else None,
             burst=5,
         )
-        http = HttpClient(
+        http = self.http_client(
             integration=PROVIDER,
-            account=account.account,
+            account=account,
             base_url=self.base_url,
             headers={"api-key": account.secret(), "Accept": "application/json"},
-            timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
-            max_retries=self.max_retries,
-            backoff_factor=self.backoff_factor,
-            backoff_max=self.backoff_max_seconds,
-            malformed_retries=self.malformed_retries,
             rate_limiter=limiter,
             rate_limit_headers=_RATE_LIMIT_HEADERS,
         )

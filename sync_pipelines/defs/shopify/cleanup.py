@@ -13,8 +13,8 @@ from psycopg import sql
 
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, qualified
-from sync_pipelines.core.registry import list_accounts
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.registry import Account, list_accounts
+from sync_pipelines.core.resources import AppDatabase, for_each_account
 from sync_pipelines.defs.shopify import tables
 from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient
 
@@ -44,7 +44,7 @@ def reconcile(conn: psycopg.Connection, account: str, resource: str, upstream_id
 
 class CleanupConfig(dg.Config):
     inbox_retention_days: int = 7
-    """Processed inbox deliveries older than this are deleted."""
+    """Processed inbox deliveries (and recorded rejections) older than this are deleted."""
     shop: str | None = None
     """Reconcile one shop (myshopify domain); empty = every active shop."""
 
@@ -53,24 +53,18 @@ class CleanupConfig(dg.Config):
 def reconcile_and_purge(context: dg.OpExecutionContext, config: CleanupConfig) -> None:
     app_db: AppDatabase = context.resources.app_db
     client: ShopifyClient = context.resources.shopify
-    failures = []
     with app_db.connect() as conn:
         ensure_tables(conn, [*RECONCILED.values(), *inbox.TABLES])
-        for account in list_accounts(conn, PROVIDER, active_only=True):
-            if config.shop not in (None, account.account):
-                continue
-            try:
-                with client.session(account) as session:
-                    for resource in RECONCILED:
-                        gone = reconcile(conn, account.account, resource, session.ids(resource))
-                        context.log.info(f"{account.account} {resource}: {gone} disappeared upstream")
-            except Exception as error:  # one shop's failure must not stop the others
-                failures.append(f"{account.account}: {error}")
-                context.log.error(f"{account.account}: {error}")
         purged = inbox.purge_processed(conn, timedelta(days=config.inbox_retention_days))
-        context.log.info(f"purged {purged} processed inbox deliveries")
-    if failures:
-        raise dg.Failure(description="; ".join(failures))
+        purged += inbox.purge_rejections(conn, timedelta(days=config.inbox_retention_days))
+        context.log.info(f"purged {purged} old inbox deliveries and rejections")
+        shops = [a for a in list_accounts(conn, PROVIDER, active_only=True) if config.shop in (None, a.account)]
+
+        def reconcile_shop(account: Account) -> dict[str, int]:
+            with client.session(account) as session:
+                return {r: reconcile(conn, account.account, r, session.ids(r)) for r in RECONCILED}
+
+        for_each_account(context, shops, reconcile_shop)
 
 
 @dg.job(name="shopify_cleanup", executor_def=dg.in_process_executor, tags={"sync/provider": PROVIDER},

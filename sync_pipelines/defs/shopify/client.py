@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import dagster as dg
-
 from sync_pipelines.core.http import BucketHeader, HttpClient, paginate_link_header, rate_limiter_for
 from sync_pipelines.core.registry import Account
+from sync_pipelines.core.resources import HttpApiResource
 
 PROVIDER = "shopify"
 Pages = Iterator[list[dict[str, Any]]]
@@ -81,34 +80,24 @@ class ShopifySession:
         self.close()
 
 
-class ShopifyClient(dg.ConfigurableResource):
+class ShopifyClient(HttpApiResource):
     """Shopify Admin REST API. `base_url_template` gets the shop's myshopify domain."""
 
     base_url_template: str = "https://{shop}"
     api_version: str = "2025-10"
     plan: str = "standard"
     page_size: int = 250
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 30.0
     max_retries: int = 8
-    backoff_factor: float = 0.5
-    backoff_max_seconds: float = 30.0
-    malformed_retries: int = 3
 
     def session(self, account: Account) -> ShopifySession:
         size, leak = PLANS[self.plan]
         limiter = rate_limiter_for(f"{PROVIDER}:{account.account}", rate_per_second=leak, burst=size)
         base = self.base_url_template.format(shop=account.account).rstrip("/")
-        http = HttpClient(
+        http = self.http_client(
             integration=PROVIDER,
-            account=account.account,
+            account=account,
             base_url=f"{base}/admin/api/{self.api_version}",
             headers={"X-Shopify-Access-Token": account.secret(), "Accept": "application/json"},
-            timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
-            max_retries=self.max_retries,
-            backoff_factor=self.backoff_factor,
-            backoff_max=self.backoff_max_seconds,
-            malformed_retries=self.malformed_retries,
             rate_limiter=limiter,
             rate_limit_headers=BucketHeader("X-Shopify-Shop-Api-Call-Limit"),
         )

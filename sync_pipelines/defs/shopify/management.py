@@ -13,7 +13,7 @@ import dagster as dg
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.registry import Account, list_accounts
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.resources import AppDatabase, for_each_account
 from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient
 from sync_pipelines.defs.shopify.webhooks import TOPICS
 
@@ -80,16 +80,11 @@ def manage(client: ShopifyClient, account: Account, action: str, address: str) -
 @dg.op(required_resource_keys={"app_db", "shopify"}, tags={"sync/provider": PROVIDER})
 def manage_webhooks(context: dg.OpExecutionContext, config: ManageWebhooksConfig) -> None:
     address = config.address or default_address()
-    failures = []
-    for account in _shops(context.resources.app_db, config.shop):
-        try:
-            done = manage(context.resources.shopify, account, config.action, address)
-            context.log.info(f"{account.account}: {config.action} → {done}")
-        except Exception as error:  # one shop's failure must not stop the others
-            failures.append(f"{account.account}: {error}")
-            context.log.error(f"{account.account}: {error}")
-    if failures:
-        raise dg.Failure(description="; ".join(failures))
+    for_each_account(
+        context,
+        _shops(context.resources.app_db, config.shop),
+        lambda account: manage(context.resources.shopify, account, config.action, address),
+    )
 
 
 @dg.job(name="shopify_manage_webhooks", executor_def=dg.in_process_executor, tags={"sync/provider": PROVIDER},
