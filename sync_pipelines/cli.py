@@ -4,6 +4,7 @@
     sync-pipelines receiver             the webhook receiver alone (production)
     sync-pipelines accounts add PROVIDER ACCOUNT --credentials-env VAR [--name ...] [--cadence ...]
     sync-pipelines accounts list | deactivate | activate
+    sync-pipelines status [--days 7] [--provider P] [--json]
     sync-pipelines db start | stop | url
 """
 
@@ -28,6 +29,27 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     from sync_pipelines.receiver.__main__ import main as receiver_main
 
     return receiver_main(["--host", args.host, "--port", str(args.port)]) or 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    from sync_pipelines.core.status import render_table, status_report
+    from sync_pipelines.dev import local_environment
+
+    local_environment(os.environ)  # type: ignore[arg-type]  # no-op where DAGSTER_HOME/DATABASE_URL are set
+    now = datetime.now(UTC)
+    with dg.DagsterInstance.get() as instance:
+        rows = status_report(instance, days=args.days, provider=args.provider)
+    if args.json:
+        print(json.dumps([r.as_dict(now) for r in rows], indent=2))
+    else:
+        print(render_table(rows, now) if rows else f"no sync runs in the last {args.days} days")
+    return 0
 
 
 # -- accounts ----------------------------------------------------------------------------------
@@ -99,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_argument("--lookback-days", type=int, default=1)
     accounts.add_argument("--disabled", action="store_true", help="no automatic syncs")
     accounts.set_defaults(func=cmd_accounts)
+
+    status = sub.add_parser("status", help="per provider and account: last sync, failures, durations, records")
+    status.add_argument("--days", type=int, default=7)
+    status.add_argument("--provider")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     db = sub.add_parser("db", help="the embedded PostgreSQL")
     db.add_argument("action", choices=["start", "stop", "url"])

@@ -40,25 +40,36 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _database(env: dict[str, str], stack: ExitStack, keep: bool) -> None:
+def local_environment(env: dict[str, str]) -> EmbeddedPostgres | None:
+    """Fill `env` for local use: the embedded server's `app` and `dagster` databases unless
+    `DATABASE_URL` is set, and a DAGSTER_HOME whose dagster.yaml is the project's. Returns the
+    embedded server it started (None when using the configured databases)."""
+    server = None
     if env.get("DATABASE_URL"):
         missing = [v for v in ("DAGSTER_PG_HOST", "DAGSTER_PG_DB") if not env.get(v)]
         if missing:
             raise SystemExit(f"DATABASE_URL is set, so set {', '.join(missing)} (and the other DAGSTER_PG_*) too.")
-        return
-    server = EmbeddedPostgres()
-    server.ensure_running()
-    if not keep:
-        stack.callback(server.stop)
-    env["DATABASE_URL"] = server.ensure_database("app")
-    server.ensure_database(DAGSTER_DATABASE)
-    env.update(
-        DAGSTER_PG_USERNAME="postgres",
-        DAGSTER_PG_PASSWORD="trust-auth-ignores-this",
-        DAGSTER_PG_HOST="127.0.0.1",
-        DAGSTER_PG_PORT=str(server.port),
-        DAGSTER_PG_DB=DAGSTER_DATABASE,
-    )
+    else:
+        server = EmbeddedPostgres()
+        server.ensure_running()
+        env["DATABASE_URL"] = server.ensure_database("app")
+        server.ensure_database(DAGSTER_DATABASE)
+        env.update(
+            DAGSTER_PG_USERNAME="postgres",
+            DAGSTER_PG_PASSWORD="trust-auth-ignores-this",
+            DAGSTER_PG_HOST="127.0.0.1",
+            DAGSTER_PG_PORT=str(server.port),
+            DAGSTER_PG_DB=DAGSTER_DATABASE,
+        )
+    if not env.get("DAGSTER_HOME"):
+        home = local_dir() / "dagster_home"
+        home.mkdir(parents=True, exist_ok=True)
+        link = home / "dagster.yaml"
+        if not link.is_symlink():
+            link.unlink(missing_ok=True)
+            link.symlink_to(PROJECT_ROOT / "dagster.yaml")
+        env["DAGSTER_HOME"] = str(home)
+    return server
 
 
 def _register(env: dict[str, str], provider: str, accounts) -> None:
@@ -124,24 +135,15 @@ def _subscribe_sandbox_shops(env: dict[str, str]) -> None:
             manage(client, get_account(conn, "shopify", shop), "update", default_address())
 
 
-def _dagster_home(env: dict[str, str]) -> None:
-    home = local_dir() / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    link = home / "dagster.yaml"
-    if not link.is_symlink():
-        link.unlink(missing_ok=True)
-        link.symlink_to(PROJECT_ROOT / "dagster.yaml")
-    env["DAGSTER_HOME"] = str(home)
-
-
 def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     with ExitStack() as stack:
-        _database(env, stack, args.keep_db)
+        server = local_environment(env)
+        if server is not None and not args.keep_db:
+            stack.callback(server.stop)
         sandboxes = _sandboxes(env, stack, args)
         receiver = _receiver(env, stack, args.receiver_port)
         _subscribe_sandbox_shops(env)
-        _dagster_home(env)
         print(f"app database      {redact_url(env['DATABASE_URL'])}")
         for name, url in sandboxes.items():
             print(f"sandbox           {url} ({name})")

@@ -5,6 +5,10 @@ trusts least first: size, signature on the raw bytes, then headers, topic, accou
 appended to `sync.inbox` before the 200, so a 200 always means "stored"; a repeated delivery id
 answers 200 too, so the provider stops retrying. Rejections are counted by reason and answered
 with `{"error": reason}` only. Database trouble answers 503, which providers retry.
+
+`POST /triggers/<job>` is the same pipeline for signed external triggers (QStash or a bearer
+token, rules in `triggers.py`): an allow-listed job, a verified request, one inbox row per message
+id (202 when new, 200 "duplicate" when replayed); the `external_triggers_sensor` launches the run.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Mapping
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -27,6 +32,7 @@ from starlette.routing import Route
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, resolve_database_url
 from sync_pipelines.core.registry import INTEGRATIONS
+from sync_pipelines.receiver import triggers
 from sync_pipelines.receiver.providers import PROVIDERS, WebhookSpec
 
 log = logging.getLogger("sync_pipelines.receiver")
@@ -96,7 +102,7 @@ class ReceiverState:
         return active
 
     async def record_rejection(self, provider: str, reason: str, account: str | None) -> None:
-        log.info("rejected %s webhook: %s", provider, reason)
+        log.info("rejected %s request: %s", provider, reason)
         try:
             pool = await self.start()
             async with pool.connection(timeout=1.0) as aconn:  # never hold the answer long
@@ -137,7 +143,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")  # NaN/Infinity: Python accepts them, PostgreSQL does not
 
 
-def _json_object_text(body: bytes, account: str) -> str:
+def _json_object_text(body: bytes, account: str | None) -> str:
     try:
         text = body.decode("utf-8")
         parsed = json.loads(text, parse_constant=_reject_constant)
@@ -187,6 +193,51 @@ async def _accept(state: ReceiverState, spec: WebhookSpec, request: Request, max
     return JSONResponse({"status": "accepted" if is_new else "duplicate", "id": inbox_id})
 
 
+async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, job: str, request: Request,
+                          max_body_bytes: int) -> JSONResponse:
+    """Verify a trigger and store it; the sensor launches the run. 202 new, 200 duplicate."""
+    _check_declared_length(request, max_body_bytes)
+    body = await _read_capped(request, max_body_bytes)
+    url = config.url_for(request.url.path, request.url.query, str(request.url))
+    verdict = triggers.authenticate(request.headers, body, url, config)
+    if not verdict.ok:  # our missing configuration is not the caller's fault: 503, retried later
+        raise Rejected(503 if verdict.reason == triggers.NOT_CONFIGURED else 401, verdict.reason)
+    delivery_id = verdict.message_id or str(uuid.uuid4())
+    if len(delivery_id) > triggers.MAX_ID_CHARS:
+        raise Rejected(400, "bad_delivery_id")
+    payload = _json_object_text(body, None) if body.strip() else "{}"
+    try:
+        pool = await state.start()
+        async with pool.connection() as aconn:
+            inbox_id, is_new = await inbox.append_async(
+                aconn, provider=triggers.PROVIDER, account=job, topic=triggers.TOPIC, delivery_id=delivery_id,
+                payload=payload, triggered_at=verdict.issued_at, event_id=verdict.token_id,
+                headers=triggers.kept_headers(request.headers, verdict.source),
+            )
+    except psycopg.DataError:
+        raise Rejected(400, "unstorable_json") from None
+    except _UNAVAILABLE as error:
+        raise _Unavailable from error
+    if is_new:
+        log.info("trigger for %s accepted (%s, inbox id %s)", job, verdict.source, inbox_id)
+        return JSONResponse({"status": "accepted", "id": inbox_id}, status_code=202)
+    return JSONResponse({"status": "duplicate", "id": inbox_id})
+
+
+async def _answer(state: ReceiverState, provider: str, accept: Awaitable[JSONResponse]) -> JSONResponse:
+    """Run an accept step and turn its refusals into answers (rejections are counted)."""
+    try:
+        return await accept
+    except Rejected as rejected:
+        await state.record_rejection(provider, rejected.reason, rejected.account)
+        return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
+    except _Unavailable as error:
+        log.warning("%s request not stored, database unavailable: %s", provider, type(error.__cause__).__name__)
+        return JSONResponse({"error": "unavailable"}, status_code=503)
+    except ClientDisconnect:
+        return JSONResponse({"error": "client_disconnected"}, status_code=400)
+
+
 def create_app(
     database_url: str | None = None,
     *,
@@ -194,7 +245,11 @@ def create_app(
     account_cache_seconds: float = 30.0,
     environ: Mapping[str, str] = os.environ,
 ) -> Starlette:
-    """The receiver app; secrets are read from `environ` now, the database is opened at startup."""
+    """The receiver app; secrets are read from `environ` now, the database is opened at startup.
+
+    Triggers read `SYNC_AUTH_TOKEN`, `QSTASH_CURRENT_SIGNING_KEY`, `QSTASH_NEXT_SIGNING_KEY`,
+    `SYNC_RECEIVER_PUBLIC_URL` and `SYNC_TRIGGER_JOBS` (default `replication_sync`) from `environ`.
+    """
     state = ReceiverState(
         resolve_database_url(database_url),
         {name: spec.secrets_from_env(environ) for name, spec in PROVIDERS.items()},
@@ -203,21 +258,23 @@ def create_app(
     for name, secrets in state.secrets.items():
         if not secrets:
             log.warning("no webhook secret configured for %s: its deliveries get 503", name)
+    trigger_config = triggers.TriggerConfig.from_env(environ)
+    if not (trigger_config.bearer_token or trigger_config.signing_keys):
+        log.warning("no trigger credentials configured (%s, %s): triggers get 401/503",
+                    triggers.BEARER_TOKEN_ENV, triggers.QSTASH_CURRENT_KEY_ENV)
 
     async def webhook(request: Request) -> JSONResponse:
         spec = PROVIDERS.get(request.path_params["provider"])
         if spec is None:
             return JSONResponse({"error": "unknown_provider"}, status_code=404)
-        try:
-            return await _accept(state, spec, request, max_body_bytes)
-        except Rejected as rejected:
-            await state.record_rejection(spec.provider, rejected.reason, rejected.account)
-            return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
-        except _Unavailable as error:
-            log.warning("%s webhook not stored, database unavailable: %s", spec.provider, type(error.__cause__).__name__)
-            return JSONResponse({"error": "unavailable"}, status_code=503)
-        except ClientDisconnect:
-            return JSONResponse({"error": "client_disconnected"}, status_code=400)
+        return await _answer(state, spec.provider, _accept(state, spec, request, max_body_bytes))
+
+    async def trigger(request: Request) -> JSONResponse:
+        job = request.path_params["job"]
+        if job not in trigger_config.jobs:
+            return JSONResponse({"error": "unknown_job"}, status_code=404)
+        return await _answer(state, triggers.PROVIDER,
+                             _accept_trigger(state, trigger_config, job, request, max_body_bytes))
 
     async def health(request: Request) -> JSONResponse:
         try:
@@ -244,7 +301,11 @@ def create_app(
             await state.stop()
 
     app = Starlette(
-        routes=[Route("/webhooks/{provider}", webhook, methods=["POST"]), Route("/health", health, methods=["GET"])],
+        routes=[
+            Route("/webhooks/{provider}", webhook, methods=["POST"]),
+            Route("/triggers/{job}", trigger, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
         lifespan=lifespan,
     )
     app.state.receiver = state

@@ -1,0 +1,179 @@
+"""Failure alerts read from Dagster's run storage (what the seeds built on `sync_logs`).
+
+A sensor walks finished runs in update order and keeps, per (job, provider, account), the number
+of consecutive failures in `sync.alert_state`. It posts to a Slack-compatible webhook
+(`SCHEDULER_ALERT_WEBHOOK_URL`) once when that count reaches the threshold
+(`SCHEDULER_ALERT_FAILURE_THRESHOLD`, default 3; `SCHEDULER_ALERT_FAILURE_THRESHOLD_<PROVIDER>`
+overrides it per provider) — never again for the same streak, so no alert storm — and once more
+when the streak ends with a success. A message that could not be delivered is kept and retried on
+the next tick; delivery trouble is logged and never fails the sensor.
+"""
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import psycopg
+import requests
+import sqlalchemy as sa
+from psycopg.rows import class_row
+
+from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.status import failure_reason
+
+log = logging.getLogger(__name__)
+metadata = sa.MetaData()
+
+ALERT_STATE = sa.Table(
+    "alert_state",
+    metadata,
+    sa.Column("job", sa.Text, primary_key=True),
+    sa.Column("provider", sa.Text, primary_key=True),
+    sa.Column("account", sa.Text, primary_key=True, comment="'' when the run has no account"),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("alerted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("pending_message", sa.Text, comment="an alert not yet delivered"),
+    sa.Column("last_run_id", sa.Text),
+    sa.Column("last_update", sa.DateTime(timezone=True)),
+    schema="sync",
+)
+
+_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+_LOOKBACK = timedelta(minutes=10)  # re-read at the cursor boundary; per-key state de-duplicates
+
+
+@dataclass
+class AlertState:
+    job: str
+    provider: str
+    account: str
+    consecutive_failures: int = 0
+    alerted: bool = False
+    pending_message: str | None = None
+    last_run_id: str | None = None
+    last_update: datetime | None = None
+
+
+def failure_threshold(provider: str, environ: Mapping[str, str] = os.environ) -> int:
+    specific = environ.get(f"SCHEDULER_ALERT_FAILURE_THRESHOLD_{provider.upper()}")
+    return max(1, int(specific or environ.get("SCHEDULER_ALERT_FAILURE_THRESHOLD") or 3))
+
+
+def post_alert(url: str, text: str, *, attempts: int = 3, timeout: float = 5.0, backoff: float = 0.5) -> bool:
+    """POST `{"text": …}` (Slack, Teams and most chat webhooks accept it); True when delivered."""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = requests.post(url, json={"text": text}, timeout=timeout)
+            if response.status_code < 300:
+                return True
+            log.warning("alert webhook answered HTTP %s (attempt %s/%s)", response.status_code, attempt, attempts)
+        except requests.RequestException as error:
+            log.warning("alert webhook unreachable: %s (attempt %s/%s)", type(error).__name__, attempt, attempts)
+        if attempt < attempts:
+            time.sleep(backoff * 2 ** (attempt - 1))
+    return False
+
+
+def _run_link(run_id: str) -> str:
+    base = os.environ.get("DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/")
+    return f"{base}/runs/{run_id}"
+
+
+def _load(conn: psycopg.Connection, job: str, provider: str, account: str) -> AlertState:
+    with conn.cursor(row_factory=class_row(AlertState)) as cur:
+        found = cur.execute(
+            "SELECT job, provider, account, consecutive_failures, alerted, pending_message, last_run_id,"
+            " last_update FROM sync.alert_state WHERE job = %s AND provider = %s AND account = %s",
+            (job, provider, account),
+        ).fetchone()
+    return found or AlertState(job, provider, account)
+
+
+def _save(conn: psycopg.Connection, s: AlertState) -> None:
+    conn.execute(
+        "INSERT INTO sync.alert_state (job, provider, account, consecutive_failures, alerted, pending_message,"
+        " last_run_id, last_update) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (job, provider, account) DO UPDATE SET consecutive_failures = EXCLUDED.consecutive_failures,"
+        " alerted = EXCLUDED.alerted, pending_message = EXCLUDED.pending_message,"
+        " last_run_id = EXCLUDED.last_run_id, last_update = EXCLUDED.last_update",
+        (s.job, s.provider, s.account, s.consecutive_failures, s.alerted, s.pending_message, s.last_run_id,
+         s.last_update),
+    )
+
+
+def _advance(state: AlertState, record: dg.RunRecord, instance: dg.DagsterInstance) -> None:
+    """Fold one finished run into its streak, queueing a message when one is due."""
+    run = record.dagster_run
+    who = f"{state.provider}/{state.account}" if state.account else state.provider
+    if run.status == dg.DagsterRunStatus.FAILURE:
+        state.consecutive_failures += 1
+        if not state.alerted and state.consecutive_failures >= failure_threshold(state.provider):
+            state.alerted = True
+            state.pending_message = (
+                f":rotating_light: {state.job} failed {state.consecutive_failures} times in a row for {who}."
+                f" Last error: {failure_reason(instance, run.run_id)} — {_run_link(run.run_id)}"
+            )
+    else:
+        if state.alerted:
+            state.pending_message = (
+                f":white_check_mark: {state.job} recovered for {who} after {state.consecutive_failures}"
+                f" consecutive failures — {_run_link(run.run_id)}"
+            )
+        state.consecutive_failures, state.alerted = 0, False
+    state.last_run_id, state.last_update = run.run_id, record.update_timestamp
+
+
+def build_failure_alert_sensor(minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="sync_failure_alerts",
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts to SCHEDULER_ALERT_WEBHOOK_URL when a job fails N times in a row for an account, "
+        "and when it recovers.",
+    )
+    def failure_alerts(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
+        since = datetime.fromisoformat(context.cursor) if context.cursor else datetime.now(UTC) - timedelta(days=1)
+        records = context.instance.get_run_records(
+            filters=dg.RunsFilter(statuses=_FINISHED, updated_after=since - _LOOKBACK),
+            order_by="update_timestamp", ascending=True, limit=500,
+        )
+        url = os.environ.get("SCHEDULER_ALERT_WEBHOOK_URL")
+        sent = failed = 0
+        with app_db.connect() as conn:
+            ensure_tables(conn, [ALERT_STATE])
+            for record in records:
+                tags = record.dagster_run.tags
+                key = (record.dagster_run.job_name, tags.get("sync/provider", "other"),
+                       tags.get("sync/account") or tags.get("dagster/partition") or "")
+                with conn.transaction():
+                    state = _load(conn, *key)
+                    if state.last_update is not None and record.update_timestamp <= state.last_update:
+                        continue
+                    _advance(state, record, context.instance)
+                    _save(conn, state)
+            with conn.cursor(row_factory=class_row(AlertState)) as cur:
+                waiting = cur.execute("SELECT * FROM sync.alert_state WHERE pending_message IS NOT NULL").fetchall()
+            for state in waiting:
+                if not url:
+                    context.log.warning(f"alert not sent (SCHEDULER_ALERT_WEBHOOK_URL unset): {state.pending_message}")
+                elif not post_alert(url, state.pending_message):
+                    failed += 1
+                    continue  # kept; retried next tick
+                else:
+                    sent += 1
+                conn.execute(
+                    "UPDATE sync.alert_state SET pending_message = NULL WHERE job = %s AND provider = %s"
+                    " AND account = %s AND pending_message = %s",
+                    (state.job, state.provider, state.account, state.pending_message),
+                )
+        newest = max((r.update_timestamp for r in records), default=since)
+        summary = f"{len(records)} finished runs read, {sent} alerts sent, {failed} to retry"
+        return dg.SensorResult(cursor=newest.isoformat(), skip_reason=dg.SkipReason(summary))
+
+    return failure_alerts
+

@@ -1,0 +1,116 @@
+"""The sync status report (the seeds' "GET sync status / history / metrics"), read from Dagster's
+run and event storage — there is no sync_logs table.
+
+Per provider and account over the last N days: runs, success rate, last success, last failure
+with its message, duration percentiles, records written (inserted + updated, from the
+materialization metadata) and data freshness (time since the last successful run).
+"""
+
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+
+
+@dataclass
+class AccountStatus:
+    provider: str
+    account: str
+    runs: int = 0
+    failures: int = 0
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_failure: str | None = None
+    records_written: int = 0
+    durations: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def success_rate(self) -> float:
+        return (self.runs - self.failures) / self.runs if self.runs else 0.0
+
+    def percentile(self, q: float) -> float | None:
+        if not self.durations:
+            return None
+        if len(self.durations) == 1:
+            return self.durations[0]
+        return statistics.quantiles(self.durations, n=100, method="inclusive")[int(q) - 1]
+
+    def as_dict(self, now: datetime) -> dict:
+        data = {k: v for k, v in asdict(self).items() if k != "durations"}
+        data.update(
+            success_rate=round(self.success_rate, 4),
+            duration_p50_s=self.percentile(50),
+            duration_p95_s=self.percentile(95),
+            freshness_s=(now - self.last_success_at).total_seconds() if self.last_success_at else None,
+        )
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()}
+
+
+def failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The first line of the user's error behind a run's first step failure."""
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)[:1]:
+        error = record.dagster_event.event_specific_data.error
+        while error is not None and error.cause is not None:  # the user's error, not Dagster's wrapper
+            error = error.cause
+        if error is not None:
+            return error.message.strip().splitlines()[0][:300]
+    return "see the run's logs"
+
+
+def _records_written(instance: dg.DagsterInstance, run_id: str) -> int:
+    total = 0
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        meta = record.dagster_event.event_specific_data.materialization.metadata
+        for key in ("records_inserted", "records_updated"):
+            value = meta.get(key)
+            total += int(value.value) if value is not None else 0
+    return total
+
+
+def status_report(instance: dg.DagsterInstance, *, days: int = 7, provider: str | None = None,
+                  limit: int = 5_000) -> list[AccountStatus]:
+    since = datetime.now(UTC) - timedelta(days=days)
+    tags = {"sync/provider": provider} if provider else None
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=_FINISHED, created_after=since, tags=tags),
+        limit=limit, order_by="create_timestamp", ascending=True,
+    )
+    found: dict[tuple[str, str], AccountStatus] = {}
+    for record in records:
+        run = record.dagster_run
+        who = run.tags.get("sync/provider")
+        if who is None:
+            continue
+        account = run.tags.get("sync/account") or run.tags.get("dagster/partition") or ""
+        status = found.setdefault((who, account), AccountStatus(who, account))
+        status.runs += 1
+        ended = datetime.fromtimestamp(record.end_time, UTC) if record.end_time else record.update_timestamp
+        if record.start_time and record.end_time:
+            status.durations.append(record.end_time - record.start_time)
+        if run.status == dg.DagsterRunStatus.SUCCESS:
+            status.last_success_at = ended
+            status.records_written += _records_written(instance, run.run_id)
+        else:
+            status.failures += 1
+            status.last_failure_at = ended
+            status.last_failure = failure_reason(instance, run.run_id)
+    return sorted(found.values(), key=lambda s: (s.provider, s.account))
+
+
+def render_table(rows: list[AccountStatus], now: datetime) -> str:
+    """A Markdown table (the CLI prints it; the status asset attaches it as metadata)."""
+    lines = ["| provider | account | runs | success | last success | p50 s | p95 s | records written | last failure |",
+             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        d = r.as_dict(now)
+        p50, p95 = d["duration_p50_s"], d["duration_p95_s"]
+        lines.append(
+            f"| {r.provider} | {r.account or '-'} | {r.runs} | {r.success_rate:.0%} | {d['last_success_at'] or '-'}"
+            f" | {p50 and round(p50, 1) or '-'} | {p95 and round(p95, 1) or '-'} | {r.records_written}"
+            f" | {(r.last_failure or '-').replace('|', '/')[:80]} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""External triggers, the Dagster side: inbox rows written by `POST /triggers/<job>` become runs.
+
+The receiver has already authenticated each trigger (QStash signature or bearer token) and stored
+it once per message id (provider `trigger`, account = the job's name). This sensor turns each new
+row into one `RunRequest` for that job, so "a manual trigger is a launched run".
+
+Exactly once: the run key is `trigger:<delivery id>`, and Dagster never launches a second run for
+a run key a sensor has already used; the receiver's unique (provider, delivery id) means a replayed
+message is not even a second row. So the sensor marks rows processed when it *requests* their runs
+(`run_id="sensor"`), not when the runs finish: marking is bookkeeping for the backlog and health
+check, not what prevents a double launch. The cursor (last inbox id read) is what moves the sensor
+forward; a tick that fails before its cursor is stored is evaluated again and asks for the same run
+keys, which Dagster de-duplicates.
+
+`inbox.read_after` can step over a row whose insert committed after a higher id was read; such a
+row stays unprocessed, so each tick also sweeps rows at or below the cursor still pending after
+`SWEEP_AFTER` and requests them under the same run key.
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from sync_pipelines.core import inbox
+from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.resources import AppDatabase
+
+if TYPE_CHECKING:  # what define_asset_job returns; not exported at the top level
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+PROVIDER = "trigger"  # must equal sync_pipelines.receiver.triggers.PROVIDER (core never imports receiver)
+SENSOR_NAME = "external_triggers_sensor"
+SWEEP_AFTER = timedelta(minutes=1)
+
+
+def trigger_run_request(event: inbox.InboxEvent) -> dg.RunRequest:
+    """The run one stored trigger asks for; its run key makes the launch happen once."""
+    return dg.RunRequest(
+        job_name=event.account,
+        run_key=f"trigger:{event.delivery_id}",
+        tags={
+            "sync/trigger": "external",
+            "sync/trigger_source": str(event.headers.get("source", "unknown")),
+            "sync/inbox_id": str(event.id),
+        },
+    )
+
+
+def build_trigger_sensor(
+    jobs: Sequence["dg.JobDefinition | UnresolvedAssetJobDefinition"],
+    *,
+    minimum_interval_seconds: int = 5,
+    batch_limit: int = 500,
+) -> dg.SensorDefinition:
+    """One sensor launching any of `jobs` when the receiver has stored a trigger for it."""
+    names = [job.name for job in jobs]
+    if not names:
+        raise ValueError("build_trigger_sensor needs at least one job")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate job names: {names}")
+    known = frozenset(names)
+
+    @dg.sensor(
+        name=SENSOR_NAME,
+        jobs=list(jobs),
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Launches a run for each signed external trigger (QStash or bearer) the receiver stored: "
+        + ", ".join(sorted(known)),
+    )
+    def external_triggers_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
+        after = int(context.cursor or 0)
+        with app_db.connect() as conn:
+            ensure_tables(conn, inbox.TABLES)
+            events = inbox.read_after(conn, PROVIDER, after, limit=batch_limit)
+            missed = [
+                event
+                for account in sorted(inbox.stale_accounts(conn, PROVIDER, older_than=SWEEP_AFTER))
+                for event in inbox.pending(conn, PROVIDER, account, up_to_id=after)
+            ]
+            requests, handled = [], []
+            for event in sorted([*missed, *events], key=lambda e: e.id):
+                handled.append(event.id)
+                if event.account in known:
+                    requests.append(trigger_run_request(event))
+                else:
+                    context.log.warning(
+                        f"trigger {event.id} ({event.delivery_id}) names job {event.account!r}, which this "
+                        f"sensor does not launch ({', '.join(sorted(known))}); marked processed"
+                    )
+            inbox.mark_processed(conn, handled, run_id="sensor")
+        cursor = str(max((event.id for event in events), default=after))
+        if missed:
+            context.log.info(f"re-requested {len(missed)} trigger(s) the cursor had stepped over")
+        if not requests:
+            return dg.SensorResult(skip_reason=dg.SkipReason("no new triggers"), cursor=cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return external_triggers_sensor

@@ -1,0 +1,1 @@
+"""Cross-provider operations: failure alerts, the status report, run retention."""

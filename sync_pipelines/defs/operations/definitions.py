@@ -1,0 +1,45 @@
+"""Operations Definitions: failure alerts, the status report asset, run retention."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from sync_pipelines.core.alerts import build_failure_alert_sensor
+from sync_pipelines.core.retention import retention_job, retention_schedule
+from sync_pipelines.core.status import render_table, status_report
+
+
+@dg.asset(
+    key=["operations", "sync_status"],
+    group_name="operations",
+    kinds={"dagster"},
+    owners=["team:data-eng"],
+    description="Per provider and account over 7 days: success rate, last success/failure, durations, "
+    "records written, freshness — read from Dagster's run storage.",
+)
+def sync_status(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    now = datetime.now(UTC)
+    rows = status_report(context.instance, days=7)
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.md(render_table(rows, now)),
+            "accounts": len(rows),
+            "failing_accounts": sum(1 for r in rows if r.last_failure_at and (
+                not r.last_success_at or r.last_failure_at > r.last_success_at)),
+            "details": dg.MetadataValue.json([r.as_dict(now) for r in rows]),
+        }
+    )
+
+
+status_job = dg.define_asset_job("sync_status_report", selection=[sync_status], executor_def=dg.in_process_executor)
+
+defs = dg.Definitions(
+    assets=[sync_status],
+    jobs=[status_job, retention_job],
+    schedules=[
+        retention_schedule,
+        dg.ScheduleDefinition(name="sync_status_hourly", job=status_job, cron_schedule="5 * * * *",
+                              execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING),
+    ],
+    sensors=[build_failure_alert_sensor()],
+)

@@ -1,0 +1,105 @@
+"""Failure alerts from run storage, delivered to a real local HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+
+from sync_pipelines.core.alerts import build_failure_alert_sensor
+from sync_pipelines.core.resources import AppDatabase
+
+
+class Hook:
+    """A Slack-like webhook on 127.0.0.1 that records posts and can be told to fail."""
+
+    def __init__(self):
+        self.messages: list[str] = []
+        self.status = 200
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if hook.status == 200:
+                    hook.messages.append(json.loads(body)["text"])
+                self.send_response(hook.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+
+@pytest.fixture
+def hook():
+    h = Hook()
+    yield h
+    h.server.shutdown()
+
+
+@dg.op(config_schema={"fail": bool})
+def maybe_fail(context):
+    if context.op_config["fail"]:
+        raise RuntimeError("upstream said no")
+
+
+@dg.job
+def flaky_job():
+    maybe_fail()
+
+
+def run(instance, account, fail):
+    flaky_job.execute_in_process(
+        run_config={"ops": {"maybe_fail": {"config": {"fail": fail}}}}, instance=instance, raise_on_error=False,
+        tags={"sync/provider": "shipstation", "sync/account": account},
+    )
+
+
+def test_alert_after_threshold_once_then_recovery(hook, database_url, unique, monkeypatch):
+    monkeypatch.setenv("SCHEDULER_ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("SCHEDULER_ALERT_FAILURE_THRESHOLD", "5")
+    monkeypatch.setenv("SCHEDULER_ALERT_FAILURE_THRESHOLD_SHIPSTATION", "3")
+    sensor = build_failure_alert_sensor()
+    account, other = f"store-{unique}", f"calm-{unique}"
+    with dg.instance_for_test() as instance:
+        cursor = None
+
+        def tick():
+            nonlocal cursor
+            with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                         resources={"app_db": AppDatabase()}) as context:
+                result = sensor(context)
+            cursor = result.cursor
+
+        run(instance, other, fail=True)  # another account's single failure: no alert
+        for _ in range(2):
+            run(instance, account, fail=True)
+        tick()
+        assert hook.messages == []
+        run(instance, account, fail=True)  # third in a row: threshold reached
+        tick()
+        assert len(hook.messages) == 1
+        assert "failed 3 times in a row" in hook.messages[0] and account in hook.messages[0]
+        assert "upstream said no" in hook.messages[0] and "/runs/" in hook.messages[0]
+        run(instance, account, fail=True)
+        run(instance, account, fail=True)
+        tick()
+        tick()
+        assert len(hook.messages) == 1, "no alert storm while the streak continues"
+
+        hook.status = 500  # the alert channel itself is down
+        run(instance, account, fail=False)
+        tick()  # must not raise
+        assert len(hook.messages) == 1
+        hook.status = 200
+        tick()  # the kept recovery message is delivered now
+        assert len(hook.messages) == 2 and "recovered" in hook.messages[1]
+        tick()
+        assert len(hook.messages) == 2

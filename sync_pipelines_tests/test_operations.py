@@ -1,0 +1,70 @@
+"""Operations: the production dagster.yaml on PostgreSQL, the status report, run retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from sync_pipelines.core.retention import delete_old_runs
+from sync_pipelines.core.status import status_report
+
+
+@dg.op(config_schema={"fail": bool})
+def work(context):
+    if context.op_config["fail"]:
+        raise ValueError("bad credentials for store")
+    context.log_event(dg.AssetMaterialization("orders", metadata={"records_inserted": 7, "records_updated": 2}))
+
+
+@dg.job
+def sync_like():
+    work()
+
+
+def launch(instance, account, fail, provider="shipstation"):
+    return sync_like.execute_in_process(
+        run_config={"ops": {"work": {"config": {"fail": fail}}}}, instance=instance, raise_on_error=False,
+        tags={"sync/provider": provider, "sync/account": account})
+
+
+def test_project_dagster_yaml_runs_on_postgres(dagster_env, monkeypatch):
+    for key, value in dagster_env.items():
+        monkeypatch.setenv(key, value)
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled
+        assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
+        result = launch(instance, "yaml-check", fail=False)
+        assert result.success
+    # A fresh instance from the same file reads the run back from PostgreSQL.
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["sync/account"] == "yaml-check"
+
+
+def test_status_report_from_run_storage(unique):
+    with dg.instance_for_test() as instance:
+        ok, broken = f"ok-{unique}", f"broken-{unique}"
+        launch(instance, ok, fail=False)
+        launch(instance, ok, fail=False)
+        launch(instance, broken, fail=False)
+        launch(instance, broken, fail=True)
+        rows = {r.account: r for r in status_report(instance, days=1)}
+        assert rows[ok].runs == 2 and rows[ok].success_rate == 1.0 and rows[ok].records_written == 18
+        assert rows[broken].failures == 1 and rows[broken].success_rate == 0.5
+        assert rows[broken].last_failure == "ValueError: bad credentials for store"
+        assert rows[broken].last_failure_at >= rows[broken].last_success_at
+        report = rows[ok].as_dict(datetime.now(UTC))
+        assert report["duration_p50_s"] > 0 and 0 <= report["freshness_s"] < 600
+
+
+def test_retention_deletes_old_runs_and_their_events():
+    with dg.instance_for_test() as instance:
+        first = launch(instance, "old", fail=False).run_id
+        launch(instance, "old", fail=True)
+        assert delete_old_runs(instance, timedelta(days=1)) == 0  # nothing that old yet
+        assert delete_old_runs(instance, timedelta(seconds=0)) == 2
+        assert instance.get_runs() == [] and instance.all_logs(first) == []
