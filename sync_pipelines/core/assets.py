@@ -8,6 +8,7 @@ without retries (retrying cannot fix them); anything else is retried by the `Ret
 
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 
 import dagster as dg
 import sqlalchemy as sa
@@ -36,6 +37,10 @@ def require_account(app_db: AppDatabase, provider: str, account: str) -> Account
     return found
 
 
+def freshness_for(cadence: timedelta) -> dg.FreshnessPolicy:
+    return dg.FreshnessPolicy.time_window(fail_window=cadence * 4, warn_window=cadence * 2)
+
+
 class SyncConfig(dg.Config):
     """Launch-time options (set them in the Launchpad for a manual run)."""
 
@@ -55,8 +60,13 @@ def sync_asset(
     description: str,
     ordered: bool = False,
     owners: Sequence[str] = (),
+    cadence: timedelta = timedelta(minutes=30),
 ) -> dg.AssetsDefinition:
-    """An asset syncing `client.session(account).<fetch>(since)` into `stream_table`."""
+    """An asset syncing `client.session(account).<fetch>(since)` into `stream_table`.
+
+    `cadence` is how often it is scheduled; the freshness policy warns after two missed syncs
+    and fails after four, so stale data shows in the UI.
+    """
     stream = Stream(name=f"{provider}/{name}", table=stream_table, ordered=ordered)
 
     @dg.asset(
@@ -73,6 +83,7 @@ def sync_asset(
         retry_policy=STEP_RETRY_POLICY,
         pool=provider,
         metadata={"table": stream_table.fullname},
+        freshness_policy=freshness_for(cadence),
     )
     def _asset(context: dg.AssetExecutionContext, config: SyncConfig) -> dg.MaterializeResult:
         app_db: AppDatabase = context.resources.app_db

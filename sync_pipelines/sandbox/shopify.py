@@ -62,7 +62,7 @@ SUPPORTED_API_VERSIONS = ("2025-01", "2025-04", "2025-07", "2025-10", "2026-01",
                           "2026-07", "2026-10", "unstable")
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 250
-PLANS = {"plus": (80, 4.0), "enterprise": (400, 20.0)}  # "standard" = the sandbox's knobs (40/2)
+PLANS = {"advanced": (80, 4.0), "plus": (400, 20.0)}  # "standard" = the sandbox's knobs (40/2)
 ORDER_STATUSES = ("open", "closed", "cancelled", "any")
 PRODUCT_STATUSES = ("active", "archived", "draft")
 SORTS = ("id asc", "id desc", "updated_at asc", "updated_at desc", "created_at asc", "created_at desc")

@@ -400,7 +400,7 @@ def test_leaky_bucket(start):
     assert size == 4 and level <= 3
     assert sandbox.stats()["rate_limited_429"] == 1
 
-    for plan, header in (("plus", "1/80"), ("enterprise", "1/400")):
+    for plan, header in (("advanced", "1/80"), ("plus", "1/400")):
         domain = f"{plan}.myshopify.com"
         sandbox.add_shop(domain, "t", orders=1, plan=plan)
         response = session.get(api.replace(SHOP, domain) + "/shop.json", headers={"X-Shopify-Access-Token": "t"},

@@ -1,9 +1,11 @@
 """Shopify assets per shop: orders, customers, products (API), carts and checkouts (webhooks),
 and daily metrics derived from the synced tables."""
 
+from datetime import timedelta
+
 import dagster as dg
 
-from sync_pipelines.core.assets import require_account, sync_asset
+from sync_pipelines.core.assets import freshness_for, require_account, sync_asset
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.defs.shopify import tables
@@ -15,11 +17,11 @@ shops = dg.DynamicPartitionsDefinition(name="shopify_shops")
 _common = dict(provider=PROVIDER, client_key="shopify", partitions_def=shops, owners=["team:data-eng"], ordered=True)
 
 orders = sync_asset(
-    name="orders", stream_table=tables.ORDERS, fetch="orders",
+    name="orders", stream_table=tables.ORDERS, fetch="orders", cadence=timedelta(minutes=15),
     description="Orders of every status, incremental on updated_at (also updated by webhooks).", **_common,
 )
 customers = sync_asset(
-    name="customers", stream_table=tables.CUSTOMERS, fetch="customers",
+    name="customers", stream_table=tables.CUSTOMERS, fetch="customers", cadence=timedelta(minutes=15),
     description="Customers, incremental on updated_at (also updated by webhooks).", **_common,
 )
 products = sync_asset(
@@ -49,6 +51,7 @@ checkouts = dg.AssetSpec(
     description="Per shop and UTC day: orders, revenue, average order value, new vs returning customers.",
     tags={"sync/provider": PROVIDER},
     pool=PROVIDER,
+    freshness_policy=freshness_for(timedelta(hours=1)),
 )
 def daily_metrics(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
     account = require_account(app_db, PROVIDER, context.partition_key)

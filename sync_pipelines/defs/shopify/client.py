@@ -20,7 +20,7 @@ from sync_pipelines.core.resources import HttpApiResource
 
 PROVIDER = "shopify"
 Pages = Iterator[list[dict[str, Any]]]
-PLANS = {"standard": (40, 2.0), "advanced": (40, 4.0), "plus": (400, 20.0)}
+PLANS = {"standard": (40, 2.0), "advanced": (80, 4.0), "plus": (400, 20.0)}
 
 
 class ShopifySession:
