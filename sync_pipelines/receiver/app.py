@@ -21,6 +21,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -33,6 +34,7 @@ from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, resolve_database_url
 from sync_pipelines.core.registry import INTEGRATIONS
 from sync_pipelines.receiver import triggers
+from sync_pipelines.receiver.health import check_dagster
 from sync_pipelines.receiver.providers import PROVIDERS, WebhookSpec
 
 log = logging.getLogger("sync_pipelines.receiver")
@@ -247,9 +249,14 @@ def create_app(
 ) -> Starlette:
     """The receiver app; secrets are read from `environ` now, the database is opened at startup.
 
+    `/health` also reads Dagster's storage (`DAGSTER_PG_*`) for daemon heartbeats, and is unhealthy
+    when a delivery has waited longer than `SYNC_INBOX_MAX_AGE_SECONDS` (900).
+
     Triggers read `SYNC_AUTH_TOKEN`, `QSTASH_CURRENT_SIGNING_KEY`, `QSTASH_NEXT_SIGNING_KEY`,
     `SYNC_RECEIVER_PUBLIC_URL` and `SYNC_TRIGGER_JOBS` (default `replication_sync`) from `environ`.
     """
+    started_at = time.monotonic()
+    max_inbox_age = float(environ.get("SYNC_INBOX_MAX_AGE_SECONDS", "900"))
     state = ReceiverState(
         resolve_database_url(database_url),
         {name: spec.secrets_from_env(environ) for name, spec in PROVIDERS.items()},
@@ -277,20 +284,26 @@ def create_app(
                              _accept_trigger(state, trigger_config, job, request, max_body_bytes))
 
     async def health(request: Request) -> JSONResponse:
+        begun = time.perf_counter()
+        checks: dict = {}
         try:
             pool = await state.start()
-            started = time.perf_counter()
             async with pool.connection(timeout=min(DB_TIMEOUT_SECONDS, 2.0)) as aconn:  # answer probes fast
                 await aconn.execute("SELECT 1")
-                response_ms = round((time.perf_counter() - started) * 1000, 2)
+                checks["database"] = {"status": "ok", "response_ms": round((time.perf_counter() - begun) * 1000, 2)}
                 backlog = await inbox.backlog_async(aconn)
+            oldest = backlog.get("oldest_pending_age_seconds") or 0
+            checks["inbox"] = {"status": "ok" if oldest <= max_inbox_age else "error", **backlog}
         except Exception as error:
-            return JSONResponse(
-                {"status": "unhealthy", "checks": {"database": {"status": "error", "error": type(error).__name__}}},
-                status_code=503,
-            )
-        return JSONResponse({"status": "healthy", "checks": {
-            "database": {"status": "ok", "response_ms": response_ms}, "inbox": backlog}})
+            checks["database"] = {"status": "error", "error": type(error).__name__}
+        checks["dagster"] = await check_dagster(environ)
+        healthy = all(c["status"] in ("ok", "not_configured") for c in checks.values())
+        return JSONResponse(
+            {"status": "healthy" if healthy else "unhealthy", "timestamp": datetime.now(UTC).isoformat(),
+             "uptime": round(time.monotonic() - started_at, 1),
+             "response_ms": round((time.perf_counter() - begun) * 1000, 2), "checks": checks},
+            status_code=200 if healthy else 503,
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

@@ -1,0 +1,1 @@
+"""Source-database → app-database replication, one asset per configured table (this `__init__` stays Dagster-free)."""
