@@ -1,0 +1,128 @@
+"""One asset per configured table, and the job that runs them all.
+
+The assets are generated from the config file, so adding a table is a config change. Problems a
+retry cannot fix (missing table, no primary key, changed column type, no source URL) fail the
+step at once; anything else (a dropped connection, a deadlock) is retried by the RetryPolicy, and
+since each attempt is one destination transaction, a retry starts from a consistent table.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from sync_pipelines.core.assets import STEP_RETRY_POLICY, SyncConfig
+from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.defs.replication.config import TableSpec
+from sync_pipelines.defs.replication.replicate import ReplicationReport, replicate
+from sync_pipelines.defs.replication.resources import SourceDatabase
+from sync_pipelines.defs.replication.schema import ReplicationError, TableDef
+
+PROVIDER = "replication"
+JOB_NAME = "replication_sync"
+MAX_RUNTIME_SECONDS = 3600
+
+
+def replication_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    """The asset `replication/<spec.name>`, copying `spec.source` into `spec.destination`."""
+    what = f"{spec.mode} on {spec.cursor_column}" if spec.mode == "incremental" else "full compare"
+    if spec.propagate_deletes:
+        what += ", deletes propagated"
+
+    @dg.asset(
+        name=spec.name,
+        key_prefix=[PROVIDER],
+        group_name=PROVIDER,
+        description=spec.description or f"{spec.source} replicated into {spec.destination} ({what}).",
+        kinds={"python", "postgres"},
+        owners=["team:data-eng"],
+        tags={"sync/provider": PROVIDER},
+        retry_policy=STEP_RETRY_POLICY,
+        pool=PROVIDER,
+        metadata={
+            "source": spec.source,
+            "destination": spec.destination,
+            "mode": spec.mode,
+            "dagster/table_name": spec.destination,
+        },
+    )
+    def _asset(context: dg.AssetExecutionContext, config: SyncConfig, app_db: AppDatabase,
+               source_db: SourceDatabase) -> dg.MaterializeResult:
+        try:
+            source_url = source_db.resolved_url()
+            with app_db.connect() as conn:
+                report = replicate(spec, source_url, conn, full_refresh=config.full_refresh, log=context.log.info)
+        except ReplicationError as error:
+            # Retrying cannot fix a configuration or schema problem: fail now, naming the table.
+            raise dg.Failure(description=f"replication/{spec.name}: {error}", allow_retries=False) from None
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+            # A terminated run stays terminated; the uncommitted transaction is rolled back.
+            raise dg.Failure(description=f"replication/{spec.name}: interrupted", allow_retries=False) from None
+        return dg.MaterializeResult(metadata=report_metadata(report))
+
+    return _asset
+
+
+def report_metadata(report: ReplicationReport) -> dict[str, Any]:
+    """The run's statistics, as shown (and plotted over time) on the asset's page."""
+    spec = report.spec
+    metadata: dict[str, Any] = {
+        "source": dg.MetadataValue.text(f"{report.source_database} {spec.source}"),
+        "destination": dg.MetadataValue.text(spec.destination),
+        "mode": dg.MetadataValue.text(spec.mode),
+        "path": dg.MetadataValue.text(report.path),
+        "copy_format": dg.MetadataValue.text(report.copy_format),
+        "read_scope": dg.MetadataValue.text(report.read_scope),
+        "rows_read": dg.MetadataValue.int(report.rows_read),
+        "rows_inserted": dg.MetadataValue.int(report.inserted),
+        "rows_updated": dg.MetadataValue.int(report.updated),
+        "rows_unchanged": dg.MetadataValue.int(report.unchanged),
+        "rows_deleted": dg.MetadataValue.int(report.deleted),
+        "high_water_mark_before": dg.MetadataValue.text(_iso(report.cursor_before)),
+        "high_water_mark_after": dg.MetadataValue.text(_iso(report.cursor_after)),
+        "read_since": dg.MetadataValue.text(_iso(report.read_since)),
+        "table_created": dg.MetadataValue.bool(report.table_created),
+        "columns_added": dg.MetadataValue.text(", ".join(report.columns_added) or "none"),
+        "indexes_built_after_load": dg.MetadataValue.int(report.indexes_rebuilt),
+        "copy_seconds": dg.MetadataValue.float(round(report.copy_seconds, 3)),
+        "write_seconds": dg.MetadataValue.float(round(report.write_seconds, 3)),
+        "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
+        "dagster/row_count": dg.MetadataValue.int(report.table_rows),
+    }
+    if report.destination_only_columns:
+        metadata["destination_only_columns"] = dg.MetadataValue.text(", ".join(report.destination_only_columns))
+    if report.table is not None:
+        metadata["dagster/column_schema"] = column_schema(report.table)
+    return metadata
+
+
+def column_schema(table: TableDef) -> dg.TableSchema:
+    """The destination's columns for the Dagster UI (types as PostgreSQL spells them)."""
+    key = set(table.primary_key)
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=c.type,
+                constraints=dg.TableColumnConstraints(
+                    nullable=not c.not_null, other=["primary key"] if c.name in key else None
+                ),
+            )
+            for c in table.columns
+        ]
+    )
+
+
+def replication_job(assets: Sequence[dg.AssetsDefinition]) -> "dg.UnresolvedAssetJobDefinition":
+    """Every replication asset in one run; a table failing does not stop the others (no deps)."""
+    return dg.define_asset_job(
+        name=JOB_NAME,
+        selection=dg.AssetSelection.assets(*assets),
+        executor_def=dg.in_process_executor,
+        tags={"sync/provider": PROVIDER, "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
+        description="Replicates every configured source table into the app database.",
+    )
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if value is not None else "none"
