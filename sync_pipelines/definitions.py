@@ -4,12 +4,14 @@ import dagster as dg
 
 from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.defs.operations import definitions as operations
+from sync_pipelines.defs.replication import definitions as replication
 from sync_pipelines.defs.shipstation import definitions as shipstation
 from sync_pipelines.defs.shopify import definitions as shopify
 
 defs = dg.Definitions.merge(
     shipstation.defs,
     shopify.defs,
+    replication.defs,
     operations.defs,
     dg.Definitions(resources={"app_db": AppDatabase()}),
 )

@@ -25,6 +25,7 @@ DAGSTER_DATABASE = "dagster"
 SHIPSTATION_STORES = {"store-a": 2_000, "store-b": 500}
 SHOPIFY_SHOPS = {"acme.myshopify.com": 1_500, "globex.myshopify.com": 400}
 WEBHOOK_SECRET = "sandbox-shopify-app-secret"
+DEV_TRIGGER_TOKEN = "local-dev-trigger-token"  # only when SYNC_AUTH_TOKEN is not set
 
 
 def credentials_env(provider: str, account: str) -> str:
@@ -54,6 +55,8 @@ def local_environment(env: dict[str, str]) -> EmbeddedPostgres | None:
         server.ensure_running()
         env["DATABASE_URL"] = server.ensure_database("app")
         server.ensure_database(DAGSTER_DATABASE)
+        # The replication demo's source ("slave") database, on the same local server.
+        env.setdefault("SOURCE_DATABASE_URL", server.ensure_database("source"))
         env.update(
             DAGSTER_PG_USERNAME="postgres",
             DAGSTER_PG_PASSWORD="trust-auth-ignores-this",
@@ -117,6 +120,7 @@ def _receiver(env: dict[str, str], stack: ExitStack, port: int) -> str:
     from sync_pipelines.sandbox.server import serve_in_thread
 
     env.setdefault("SHOPIFY_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    env.setdefault("SYNC_AUTH_TOKEN", DEV_TRIGGER_TOKEN)
     url = stack.enter_context(serve_in_thread(create_app(env["DATABASE_URL"], environ=env), port=port)).url
     env["SYNC_RECEIVER_PUBLIC_URL"] = url
     return url
@@ -135,6 +139,26 @@ def _subscribe_sandbox_shops(env: dict[str, str]) -> None:
             manage(client, get_account(conn, "shopify", shop), "update", default_address())
 
 
+def _replication_demo(env: dict[str, str], stack: ExitStack, every: float) -> None:
+    """Seed the demo source tables and keep changing a few rows, as the sandboxes do."""
+    import threading
+
+    from sync_pipelines.defs.replication.demo import drift_demo_source, seed_demo_source
+
+    url = env.get("SOURCE_DATABASE_URL")
+    if not url or not url.endswith("/source"):
+        return  # a real source database is never written to
+    seed_demo_source(url)
+    stop = threading.Event()
+
+    def drift() -> None:
+        while not stop.wait(every):
+            drift_demo_source(url)
+
+    threading.Thread(target=drift, name="source-drift", daemon=True).start()
+    stack.callback(stop.set)
+
+
 def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     with ExitStack() as stack:
@@ -144,10 +168,16 @@ def run(args: argparse.Namespace) -> int:
         sandboxes = _sandboxes(env, stack, args)
         receiver = _receiver(env, stack, args.receiver_port)
         _subscribe_sandbox_shops(env)
+        _replication_demo(env, stack, args.drift_seconds)
         print(f"app database      {redact_url(env['DATABASE_URL'])}")
+        if env.get("SOURCE_DATABASE_URL"):
+            print(f"source database   {redact_url(env['SOURCE_DATABASE_URL'])} (replication demo)")
         for name, url in sandboxes.items():
             print(f"sandbox           {url} ({name})")
         print(f"webhook receiver  {receiver}/webhooks/shopify")
+        if env["SYNC_AUTH_TOKEN"] == DEV_TRIGGER_TOKEN:
+            print(f"trigger           curl -X POST -H 'Authorization: Bearer {DEV_TRIGGER_TOKEN}'"
+                  f" {receiver}/triggers/replication_sync")
         print(f"Dagster UI        http://127.0.0.1:{args.port}")
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _interrupt)

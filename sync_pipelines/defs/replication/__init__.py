@@ -1,1 +1,1 @@
-"""Source-database → app-database replication, one asset per configured table (this `__init__` stays Dagster-free)."""
+"""Replication from a source PostgreSQL into the app database (this `__init__` stays Dagster-free)."""

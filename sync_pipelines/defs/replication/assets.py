@@ -1,17 +1,20 @@
 """One asset per configured table, and the job that runs them all.
 
 The assets are generated from the config file, so adding a table is a config change. Problems a
-retry cannot fix (missing table, no primary key, changed column type, no source URL) fail the
-step at once; anything else (a dropped connection, a deadlock) is retried by the RetryPolicy, and
-since each attempt is one destination transaction, a retry starts from a consistent table.
+retry cannot fix (missing table, no primary key, changed column type, no source URL, constraint or
+bad-data errors) fail the step at once; anything else (a dropped connection, a deadlock) is retried
+by the RetryPolicy, and since each attempt is one destination transaction, a retry starts from a
+consistent table.
 """
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+import psycopg
 
-from sync_pipelines.core.assets import STEP_RETRY_POLICY, SyncConfig
+from sync_pipelines.core.assets import STEP_RETRY_POLICY, SyncConfig, freshness_for
 from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.defs.replication.config import TableSpec
 from sync_pipelines.defs.replication.replicate import ReplicationReport, replicate
@@ -21,6 +24,13 @@ from sync_pipelines.defs.replication.schema import ReplicationError, TableDef
 PROVIDER = "replication"
 JOB_NAME = "replication_sync"
 MAX_RUNTIME_SECONDS = 3600
+# PostgreSQL errors that will fail the same way on every attempt (constraint violations, bad data,
+# missing privileges or objects); connection losses, deadlocks and timeouts are left to retries.
+NOT_TRANSIENT = (
+    psycopg.errors.IntegrityError,
+    psycopg.errors.DataError,
+    psycopg.errors.SyntaxErrorOrAccessRuleViolation,
+)
 
 
 def replication_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -39,6 +49,7 @@ def replication_asset(spec: TableSpec) -> dg.AssetsDefinition:
         tags={"sync/provider": PROVIDER},
         retry_policy=STEP_RETRY_POLICY,
         pool=PROVIDER,
+        freshness_policy=freshness_for(timedelta(hours=6)),
         metadata={
             "source": spec.source,
             "destination": spec.destination,
@@ -52,8 +63,8 @@ def replication_asset(spec: TableSpec) -> dg.AssetsDefinition:
             source_url = source_db.resolved_url()
             with app_db.connect() as conn:
                 report = replicate(spec, source_url, conn, full_refresh=config.full_refresh, log=context.log.info)
-        except ReplicationError as error:
-            # Retrying cannot fix a configuration or schema problem: fail now, naming the table.
+        except (ReplicationError, *NOT_TRANSIENT) as error:
+            # Retrying cannot fix a configuration, schema or data problem: fail now, naming the table.
             raise dg.Failure(description=f"replication/{spec.name}: {error}", allow_retries=False) from None
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             # A terminated run stays terminated; the uncommitted transaction is rolled back.

@@ -10,6 +10,7 @@ import os
 
 import dagster as dg
 
+from sync_pipelines.core.triggers import build_trigger_sensor
 from sync_pipelines.defs.replication.assets import replication_asset, replication_job
 from sync_pipelines.defs.replication.config import load_config
 from sync_pipelines.defs.replication.resources import SourceDatabase
@@ -23,7 +24,14 @@ def build_definitions(config_path: str | os.PathLike | None = None) -> dg.Defini
     if not assets:
         return dg.Definitions(resources=resources)
     job = replication_job(assets)
-    return dg.Definitions(assets=assets, jobs=[job], schedules=[replication_schedule(job)], resources=resources)
+    return dg.Definitions(
+        assets=assets,
+        jobs=[job],
+        schedules=[replication_schedule(job)],
+        # POST /triggers/replication_sync on the receiver (bearer or QStash) launches the job.
+        sensors=[build_trigger_sensor([job])],
+        resources=resources,
+    )
 
 
 defs = build_definitions()

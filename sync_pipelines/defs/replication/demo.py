@@ -40,8 +40,8 @@ SELECT i,
        jsonb_build_object('channel', (ARRAY['web', 'app', 'phone'])[1 + mod(i, 3)],
                           'gift', mod(i, 11) = 0, 'tags', jsonb_build_array('t' || mod(i, 7))),
        CASE WHEN mod(i, 4) = 0 THEN NULL ELSE 'note ' || i END,
-       timestamptz '2025-01-01 00:00:00+00' + i * interval '7 minutes',
-       timestamptz '2025-01-01 00:00:00+00' + i * interval '7 minutes' + mod(i, 48) * interval '1 hour'
+       timestamptz '2025-01-01 00:00:00+00' + i * interval '1 minute',
+       timestamptz '2025-01-01 00:00:00+00' + i * interval '1 minute' + mod(i, 48) * interval '1 hour'
 FROM generate_series(1, %s::bigint) AS i
 ON CONFLICT (id) DO NOTHING
 """

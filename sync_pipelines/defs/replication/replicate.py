@@ -99,9 +99,11 @@ def replicate(
             high_water = _high_water(src, spec, since) if spec.mode == "incremental" else None
             say(f"{spec.source} → {spec.destination}: {report.path}, {report.read_scope}")
             copy_started = time.monotonic()
+            dropped: list[tuple[str, str]] = []
             if report.path == BULK_LOAD:
-                dropped = _drop_secondary_indexes(dest, target) if not report.table_created else []
-                into, freeze = target.ident, report.table_created
+                if not report.table_created:
+                    dropped = _drop_secondary_indexes(dest, target)
+                into, freeze = target.ident, report.table_created  # FREEZE: created in this transaction
             else:
                 dest.execute(
                     sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
@@ -117,25 +119,10 @@ def replicate(
         if after_copy is not None:
             after_copy()
         write_started = time.monotonic()
-        if report.path == BULK_LOAD:
-            if report.table_created:
-                add_primary_key(dest, target)
-            for _name, definition in dropped:
-                # pg_get_indexdef output of the index dropped above: server-generated DDL.
-                dest.execute(sql.SQL(definition))
-            report.indexes_rebuilt = len(dropped) + (1 if report.table_created else 0)
-            report.inserted = staged
-        else:
-            report.inserted, report.updated = dest.execute(_upsert(source, target)).fetchone()
-            report.unchanged = staged - report.inserted - report.updated
-            if spec.propagate_deletes:
-                dest.execute(sql.SQL("ANALYZE {}").format(STAGING))
-                report.deleted = dest.execute(_delete_missing(source, target)).rowcount
+        _apply(dest, spec, source, target, report, staged, dropped)
         if high_water is not None:
             cursors.save(dest, spec.stream, spec.destination, high_water)
-            report.cursor_after = max(high_water, report.cursor_before or high_water)
-        else:
-            report.cursor_after = report.cursor_before
+        report.cursor_after = max(filter(None, (high_water, report.cursor_before)), default=None)
         report.write_seconds = time.monotonic() - write_started
     report.table = read_table(dest, spec.destination_schema, spec.destination_table)
     report.table_rows = dest.execute(sql.SQL("SELECT count(*) FROM {}").format(target.ident)).fetchone()[0]
@@ -145,6 +132,25 @@ def replicate(
         f" unchanged {report.unchanged}, deleted {report.deleted} in {report.duration_seconds:.2f}s"
     )
     return report
+
+
+def _apply(dest: psycopg.Connection, spec: TableSpec, source: TableDef, target: TableDef,
+           report: ReplicationReport, staged: int, dropped: list[tuple[str, str]]) -> None:
+    """Finish the load: keys and indexes after a bulk load, else upsert (and deletes) from staging."""
+    if report.path == BULK_LOAD:
+        if report.table_created:
+            add_primary_key(dest, target)
+        for _name, definition in dropped:
+            # pg_get_indexdef output for an index dropped before the load: server-generated DDL.
+            dest.execute(sql.SQL(definition))
+        report.indexes_rebuilt = len(dropped) + (1 if report.table_created else 0)
+        report.inserted = staged
+        return
+    report.inserted, report.updated = dest.execute(_upsert(source, target)).fetchone()
+    report.unchanged = staged - report.inserted - report.updated
+    if spec.propagate_deletes:
+        dest.execute(sql.SQL("ANALYZE {}").format(STAGING))  # temp tables get no autovacuum stats
+        report.deleted = dest.execute(_delete_missing(source, target)).rowcount
 
 
 @contextmanager

@@ -88,8 +88,8 @@ def test_changed_and_new_records_are_exactly_what_is_written(sandbox, client, in
     account, api_key = add_store(products=300)
     assert materialize(instance, account, client).success
     updated = sandbox.update_products(api_key, 7)
+    stock = sandbox.update_inventory(api_key, 5)  # before adding, so only existing rows change
     added = sandbox.add_products(api_key, 3)
-    stock = sandbox.update_inventory(api_key, 5)
     assert len(updated) == 7 and len(added) == 3 and len(stock) == 5
 
     meta = metadata_by_asset(materialize(instance, account, client))
