@@ -2,7 +2,7 @@
 
 Read straight from Dagster's PostgreSQL (the `DAGSTER_PG_*` variables `dagster.yaml` uses) so the
 receiver stays free of Dagster. The daemon writes a heartbeat per daemon type every few seconds;
-a scheduler or sensor daemon silent for longer than `SYNC_DAEMON_MAX_SILENCE_SECONDS` (120) means
+a scheduler or sensor daemon silent for longer than `SYNC_DAEMON_MAX_SILENCE_SECONDS` (300) means
 schedules and sensors — and so syncs and webhook runs — have stopped.
 """
 
@@ -33,7 +33,7 @@ async def check_dagster(environ: Mapping[str, str], timeout: float = 2.0) -> dic
     url = dagster_storage_url(environ)
     if url is None:
         return {"status": "not_configured"}
-    max_silence = float(environ.get("SYNC_DAEMON_MAX_SILENCE_SECONDS", "120"))
+    max_silence = float(environ.get("SYNC_DAEMON_MAX_SILENCE_SECONDS", "300"))
     try:
         async with await psycopg.AsyncConnection.connect(url, connect_timeout=int(max(1, timeout))) as aconn:
             rows = await (await aconn.execute(_HEARTBEATS)).fetchall()
