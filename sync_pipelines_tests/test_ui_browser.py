@@ -98,7 +98,7 @@ def test_asset_graph_lists_every_provider_and_a_launched_run_succeeds(chromium, 
     port, store, env = dagster_ui
     base = f"http://127.0.0.1:{port}"
     dom = browse(chromium, f"{base}/asset-groups")
-    for group in ("shipstation", "shopify", "operations"):
+    for group in ("shipstation", "shopify", "replication", "operations"):
         assert group in dom, f"group {group} missing from the asset graph"
     browse(chromium, f"{base}/asset-groups", screenshot=ARTIFACTS / "asset-graph.png")
 
