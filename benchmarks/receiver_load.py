@@ -37,12 +37,8 @@ import json
 import os
 import random
 import resource
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -51,17 +47,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.shipstation_sync import _in_worker_thread, _Interrupts, machine_facts, peak_rss_mb
-from benchmarks.shopify_backfill import ShopifySandboxProcess, register_shop
+from benchmarks.common import (
+    QUIET_RUN_CONFIG,
+    RESULTS_DIR,
+    ChildServer,
+    Interrupts,
+    ShopifySandboxProcess,
+    ThrowawayPostgres,
+    in_worker_thread,
+    machine_facts,
+    now_iso,
+    peak_rss_mb,
+    register_shop,
+    results_header,
+    write_results,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROVIDER = "shopify"
 SECRET = "benchmark-receiver-webhook-secret"
 LOAD_SHOP = "load-bench.myshopify.com"
 LATENCY_SHOP_NAME = "latency-bench"  # sandbox shop latency-bench.myshopify.com
 API_VERSION = "2025-10"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -84,15 +90,6 @@ def cpu_seconds(pid: int) -> float | None:
 
         times = psutil.Process(pid).cpu_times()
         return times.user + times.system
-    except Exception:
-        return None
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        import psutil
-
-        return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
     except Exception:
         return None
 
@@ -130,7 +127,7 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class ReceiverProcess:
+class ReceiverProcess(ChildServer):
     """`python -m sync_pipelines.receiver --port P` with the benchmark's database and secret."""
 
     def __init__(self, database_url: str, log_path: Path, startup_timeout: float = 60.0):
@@ -140,16 +137,12 @@ class ReceiverProcess:
 
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.command = [sys.executable, "-m", "sync_pipelines.receiver", "--host", "127.0.0.1",
-                        "--port", str(self.port)]
-        self._log = open(log_path, "wb")  # noqa: SIM115 -- closed in stop()
-        self.log_path = log_path
         env = {**os.environ, "DATABASE_URL": database_url, "SHOPIFY_WEBHOOK_SECRET": SECRET,
                "PYTHONUNBUFFERED": "1"}
         env.pop("SHOPIFY_WEBHOOK_SECRET_PREVIOUS", None)
         started = time.monotonic()
-        self.proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                     env=env, start_new_session=True)
+        self._spawn([sys.executable, "-m", "sync_pipelines.receiver", "--host", "127.0.0.1", "--port", str(self.port)],
+                    log_path, env, read_stdout=False)
         deadline = started + startup_timeout
         while True:
             if self.proc.poll() is not None:
@@ -169,16 +162,6 @@ class ReceiverProcess:
     @property
     def webhook_url(self) -> str:
         return f"{self.url}/webhooks/{PROVIDER}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self._log.close()
 
 
 # ----------------------------------------------------------------------------- payloads
@@ -269,7 +252,7 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
         return s
 
     def send(item: tuple[bytes, dict[str, str]]) -> tuple[int | None, float | None, str | None]:
-        if time.monotonic() > deadline or _Interrupts.requested:
+        if time.monotonic() > deadline or Interrupts.requested:
             return None, None, "skipped (time limit)"
         body, headers = item
         started = time.perf_counter()
@@ -292,7 +275,7 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
             outcomes = list(pool.map(send, prepared))
         return outcomes, time.perf_counter() - started
 
-    outcomes, wall = _in_worker_thread(load)
+    outcomes, wall = in_worker_thread(load)
     for s in sessions:
         s.close()
     receiver_cpu = cpu_seconds(receiver.proc.pid)
@@ -344,7 +327,7 @@ def run_load(receiver: ReceiverProcess, deliveries: int, concurrency: int, max_s
         "machine_cpu_busy_percent_all_cores": machine_busy_percent,
         "other_processes_cpu_seconds": other_cpu,
         "load_average_1min_before": load_before,
-        "receiver_rss_mb_after": rss_mb(receiver.proc.pid),
+        "receiver_rss_mb_after": receiver.rss_mb(),
     }
 
 
@@ -376,9 +359,9 @@ def run_latency(receiver: ReceiverProcess, work: Path, *, updates: int, batch_si
         client = ShopifyClient(base_url_template=sandbox.base_url_template(), plan="standard")
         app_db = AppDatabase()
         print(f"[latency] backfilling {shop} and subscribing it ...", flush=True)
-        backfill = _in_worker_thread(lambda: dg.materialize(
+        backfill = in_worker_thread(lambda: dg.materialize(
             [orders_asset], partition_key=shop, instance=instance,
-            resources={"app_db": app_db, "shopify": client}, run_config=QUIET))
+            resources={"app_db": app_db, "shopify": client}, run_config=QUIET_RUN_CONFIG))
         with app_db.connect() as conn:
             account = get_account(conn, PROVIDER, shop)
         subscribed = manage(client, account, "register", receiver.webhook_url)
@@ -436,7 +419,7 @@ def run_latency(receiver: ReceiverProcess, work: Path, *, updates: int, batch_si
             deadline = time.monotonic() + max_seconds
             next_tick = time.monotonic()
             with psycopg.connect(db_url, autocommit=True) as conn:
-                while time.monotonic() < deadline and not _Interrupts.requested:
+                while time.monotonic() < deadline and not Interrupts.requested:
                     time.sleep(max(0.0, next_tick - time.monotonic()))
                     tick_started = time.monotonic()
                     next_tick = tick_started + tick_seconds
@@ -448,7 +431,7 @@ def run_latency(receiver: ReceiverProcess, work: Path, *, updates: int, batch_si
                     for request in result.run_requests or []:
                         run_started = time.monotonic()
                         outcome = apply_job.execute_in_process(
-                            run_config={**QUIET, **request.run_config}, instance=instance, tags=request.tags,
+                            run_config={**QUIET_RUN_CONFIG, **request.run_config}, instance=instance, tags=request.tags,
                             resources={"app_db": app_db}, raise_on_error=False)
                         run_end[outcome.run_id] = datetime.now(UTC)
                         runs.append({"run_key": request.run_key, "success": outcome.success,
@@ -462,7 +445,7 @@ def run_latency(receiver: ReceiverProcess, work: Path, *, updates: int, batch_si
         loop_started = time.monotonic()
         trigger_thread.start()
         try:
-            _in_worker_thread(loop)
+            in_worker_thread(loop)
         finally:
             stop.set()
             trigger_thread.join(10)
@@ -581,65 +564,44 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.deliveries, args.concurrency, args.updates, args.batch_size) < 1 or args.tick_seconds <= 0:
         parser.error("counts must be >= 1 and --tick-seconds > 0")
-    signal.signal(signal.SIGINT, _Interrupts.handle)
-    signal.signal(signal.SIGTERM, _Interrupts.handle)
-
-    from sync_pipelines.core.embedded import EmbeddedPostgres, _free_port
+    Interrupts.install()
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS_DIR / "receiver_load.json"
-    results: dict[str, Any] = {
-        "benchmark": "receiver_load",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python -m benchmarks.receiver_load",
-                             *(argv if argv is not None else sys.argv[1:])]),
-    }
-    work = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
-    os.chmod(work, 0o755)  # under root the cluster runs as a system user that must reach it
-    server = EmbeddedPostgres(work / "postgres", port=_free_port(), fast=False)
-    previous_url = os.environ.get("DATABASE_URL")
-    receiver: ReceiverProcess | None = None
-    try:
-        print(f"starting throwaway PostgreSQL in {work} (fast=False: fsync + synchronous_commit on) ...", flush=True)
-        server.ensure_running()
-        os.environ["DATABASE_URL"] = server.ensure_database("bench")
-        results["machine"] = machine_facts(os.environ["DATABASE_URL"], server.data)
-        print(f"PostgreSQL: {results['machine']['postgresql']}", flush=True)
-        register_shop(LOAD_SHOP, "unused-load-token")  # active shop; the receiver only checks that
-        receiver = ReceiverProcess(os.environ["DATABASE_URL"], work / "receiver.log")
-        results["receiver"] = {"command": receiver.command, "startup_seconds": receiver.startup_seconds}
-        print(f"receiver on {receiver.url} (healthy after {receiver.startup_seconds}s)", flush=True)
-        if not args.skip_load:
-            results["load"] = run_load(receiver, args.deliveries, args.concurrency, args.load_max_seconds,
-                                       server.data)
-        if not args.skip_latency:
-            results["latency"] = run_latency(
-                receiver, work, updates=args.updates, batch_size=args.batch_size,
-                batch_interval=args.batch_interval, tick_seconds=args.tick_seconds, orders=args.latency_orders,
-                max_seconds=args.latency_max_seconds)
-        results["receiver"]["rss_mb_at_end"] = rss_mb(receiver.proc.pid)
-        results["peak_rss_mb_at_end"] = peak_rss_mb()
-        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping the receiver, the sandbox and the throwaway PostgreSQL; no results written",
-              file=sys.stderr, flush=True)
-        return 130
-    finally:
-        if receiver is not None:
-            with contextlib.suppress(Exception):
-                receiver.stop()
-        with contextlib.suppress(Exception):
-            server.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        if previous_url is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous_url
+    results: dict[str, Any] = results_header("receiver_load", argv)
+    with ThrowawayPostgres(prefix="receiver-bench-") as postgres:
+        receiver: ReceiverProcess | None = None
+        try:
+            postgres.start()
+            database_url = postgres.use_database("bench")
+            results["machine"] = machine_facts(database_url, postgres.data)
+            print(f"PostgreSQL: {results['machine']['postgresql']}", flush=True)
+            register_shop(LOAD_SHOP, "unused-load-token")  # active shop; the receiver only checks that
+            receiver = ReceiverProcess(database_url, postgres.work / "receiver.log")
+            results["receiver"] = {"command": receiver.command, "startup_seconds": receiver.startup_seconds}
+            print(f"receiver on {receiver.url} (healthy after {receiver.startup_seconds}s)", flush=True)
+            if not args.skip_load:
+                results["load"] = run_load(receiver, args.deliveries, args.concurrency, args.load_max_seconds,
+                                           postgres.data)
+            if not args.skip_latency:
+                results["latency"] = run_latency(
+                    receiver, postgres.work, updates=args.updates, batch_size=args.batch_size,
+                    batch_interval=args.batch_interval, tick_seconds=args.tick_seconds,
+                    orders=args.latency_orders, max_seconds=args.latency_max_seconds)
+            results["receiver"]["rss_mb_at_end"] = receiver.rss_mb()
+            results["peak_rss_mb_at_end"] = peak_rss_mb()
+            results["finished_at"] = now_iso()
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping the receiver, the sandbox and the throwaway PostgreSQL; no results written",
+                  file=sys.stderr, flush=True)
+            return 130
+        finally:
+            if receiver is not None:
+                with contextlib.suppress(Exception):
+                    receiver.stop()
     print_table(results)
-    out_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results written to {out_path.relative_to(PROJECT_ROOT)}")
+    write_results(out_path, results)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

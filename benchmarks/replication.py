@@ -49,26 +49,30 @@ previous run's dirty pages.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.shipstation_sync import machine_facts, peak_rss_mb
+from benchmarks.common import (
+    PROJECT_ROOT,
+    QUIET_RUN_CONFIG,
+    RESULTS_DIR,
+    Interrupts,
+    ThrowawayPostgres,
+    machine_facts,
+    now_iso,
+    peak_rss_mb,
+    results_header,
+    write_results,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COLUMNS = "id, customer_id, status, amount, attributes, note, created_at, updated_at"
 OVERLAP = timedelta(minutes=10)
-RUN_CONFIG_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 SOURCE_DDL = """
 CREATE TABLE public.orders (
@@ -161,7 +165,7 @@ def run_ours(job: dict[str, Any]) -> dict[str, Any]:
 
     rss_after_imports = peak_rss_mb()
     asset = replication_asset(_spec("replica"))
-    run_config = {**RUN_CONFIG_QUIET,
+    run_config = {**QUIET_RUN_CONFIG,
                   "ops": {"replication__orders": {"config": {"full_refresh": job["scenario"] == "full_populated"}}}}
     started = time.perf_counter()
     result = dg.materialize(
@@ -450,91 +454,68 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child_main(json.loads(args.child)), default=str))
         return 0
 
-    from sync_pipelines.core.embedded import EmbeddedPostgres, _free_port
-
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS_DIR / "replication.json"
-    results: dict[str, Any] = {
-        "benchmark": "replication",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python -m benchmarks.replication",
-                             *(argv if argv is not None else sys.argv[1:])]),
-        "rows": args.rows,
-        "runs": {},
-    }
-    work = Path(tempfile.mkdtemp(prefix="sync-bench-replication-"))
-    os.chmod(work, 0o755)  # under root the cluster runs as a system user that must reach it
-    server = EmbeddedPostgres(work / "postgres", port=_free_port(), fast=False)
+    results: dict[str, Any] = {**results_header("replication", argv), "rows": args.rows, "runs": {}}
     bench: Bench | None = None
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        print(f"starting throwaway PostgreSQL in {work} (fsync + synchronous_commit on) ...", flush=True)
-        server.ensure_running()
-        source_url, dest_url = server.ensure_database("source"), server.ensure_database("destination")
-        results["machine"] = machine_facts(dest_url, server.data)
-        results["machine"]["load_average_at_start"] = os.getloadavg()
-        print(f"PostgreSQL: {results['machine']['postgresql']}", flush=True)
-        print(f"seeding {args.rows:,} source rows ...", flush=True)
-        results["seed_seconds"] = seed_source(source_url, args.rows)
-        bench = Bench(source_url, dest_url, args.naive_budget_seconds, work)
-        variants = ["ours", "raw"] + ([] if args.skip_naive else ["naive"])
-        runs = results["runs"]
+    with ThrowawayPostgres(prefix="sync-bench-replication-") as postgres:
+        Interrupts.install()
+        try:
+            postgres.start(settings="fsync + synchronous_commit on")
+            source_url, dest_url = postgres.database("source"), postgres.database("destination")
+            results["machine"] = machine_facts(dest_url, postgres.data)
+            results["machine"]["load_average_at_start"] = os.getloadavg()
+            print(f"PostgreSQL: {results['machine']['postgresql']}", flush=True)
+            print(f"seeding {args.rows:,} source rows ...", flush=True)
+            results["seed_seconds"] = seed_source(source_url, args.rows)
+            bench = Bench(source_url, dest_url, args.naive_budget_seconds, postgres.work)
+            variants = ["ours", "raw"] + ([] if args.skip_naive else ["naive"])
+            runs = results["runs"]
 
-        print(f"\n  {'scenario':<18} {'variant':<13} {'time':>10} {'rows read':>15} {'rows/s':>17}"
-              f"  {'peak RSS':>9} {'WAL':>10}", flush=True)
-        runs["full_empty"] = {}
-        for variant in ["ours", "ours_staging", "raw"] + variants[2:]:
-            runs["full_empty"][variant] = bench.run(variant, "full_empty")
-            bench.settle(vacuum=(f"{_schema(variant)}.orders",))
-        if "naive" in runs["full_empty"] and runs["full_empty"]["naive"]["capped_at_budget"]:
-            fill_from(dest_url, "naive.orders", "replica.orders")
-            bench.settle(vacuum=("naive.orders",))
+            print(f"\n  {'scenario':<18} {'variant':<13} {'time':>10} {'rows read':>15} {'rows/s':>17}"
+                  f"  {'peak RSS':>9} {'WAL':>10}", flush=True)
+            runs["full_empty"] = {}
+            for variant in ["ours", "ours_staging", "raw"] + variants[2:]:
+                runs["full_empty"][variant] = bench.run(variant, "full_empty")
+                bench.settle(vacuum=(f"{_schema(variant)}.orders",))
+            if "naive" in runs["full_empty"] and runs["full_empty"]["naive"]["capped_at_budget"]:
+                fill_from(dest_url, "naive.orders", "replica.orders")
+                bench.settle(vacuum=("naive.orders",))
 
-        runs["full_populated"] = {}
-        for variant in variants:
-            runs["full_populated"][variant] = bench.run(variant, "full_populated")
-        bench.settle(vacuum=tuple(f"{_schema(v)}.orders" for v in variants))
+            runs["full_populated"] = {}
+            for variant in variants:
+                runs["full_populated"][variant] = bench.run(variant, "full_populated")
+            bench.settle(vacuum=tuple(f"{_schema(v)}.orders" for v in variants))
 
-        results["source_changes"] = [mutate_source(source_url, args.rows, kind="uniform", start="2025-01-01 00:00+00")]
-        for scenario in ("incremental", "incremental_idle"):
-            runs[scenario] = {variant: bench.run(variant, scenario) for variant in variants}
-        results["source_changes"].append(
-            mutate_source(source_url, args.rows, kind="recent", start="2025-01-01 06:00+00"))
-        runs["incremental_recent"] = {variant: bench.run(variant, "incremental_recent") for variant in variants}
+            results["source_changes"] = [
+                mutate_source(source_url, args.rows, kind="uniform", start="2025-01-01 00:00+00")]
+            for scenario in ("incremental", "incremental_idle"):
+                runs[scenario] = {variant: bench.run(variant, scenario) for variant in variants}
+            results["source_changes"].append(
+                mutate_source(source_url, args.rows, kind="recent", start="2025-01-01 06:00+00"))
+            runs["incremental_recent"] = {variant: bench.run(variant, "incremental_recent") for variant in variants}
 
-        results["verified_equal_to_source"] = {
-            variant: verify(source_url, dest_url, f"{_schema(variant)}.orders")
-            for variant in variants
-            if not (variant == "naive" and runs["incremental_recent"]["naive"]["capped_at_budget"])
-        }
-        results["summary"] = summarize(results)
-        results["peak_rss_mb_parent"] = peak_rss_mb()
-        results["machine"]["load_average_at_end"] = os.getloadavg()
-        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping the throwaway PostgreSQL; no results written", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if bench is not None:
-            bench.stop_child()
-        with contextlib.suppress(Exception):
-            server.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            results["verified_equal_to_source"] = {
+                variant: verify(source_url, dest_url, f"{_schema(variant)}.orders")
+                for variant in variants
+                if not (variant == "naive" and runs["incremental_recent"]["naive"]["capped_at_budget"])
+            }
+            results["summary"] = summarize(results)
+            results["peak_rss_mb_parent"] = peak_rss_mb()
+            results["machine"]["load_average_at_end"] = os.getloadavg()
+            results["finished_at"] = now_iso()
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping the throwaway PostgreSQL; no results written", file=sys.stderr)
+            return 130
+        finally:
+            if bench is not None:
+                bench.stop_child()
     print("\nsummary:")
     for label, value in results["summary"].items():
         print(f"  {label:<55} {value}")
     print(f"  verified equal to source: {results['verified_equal_to_source']}")
-    out_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results written to {out_path.relative_to(PROJECT_ROOT)}")
+    write_results(out_path, results)
     return 0
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _schema(variant: str) -> str:

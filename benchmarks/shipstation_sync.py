@@ -35,29 +35,31 @@ went.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
-import json
 import os
-import platform
 import pstats
-import queue
-import re
-import resource
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from benchmarks.common import (
+    QUIET_RUN_CONFIG,
+    RESULTS_DIR,
+    Interrupts,
+    SandboxProcess,
+    ThrowawayPostgres,
+    current_rss_mb,
+    in_worker_thread,
+    machine_facts,
+    metadata_by_asset,
+    now_iso,
+    peak_rss_mb,
+    results_header,
+    write_results,
+)
+
 PROVIDER = "shipstation"
 SANDBOX_STORE = "bench"  # the sandbox's api key is sandbox-shipstation-<store>
 SHIPSTATION_REQUESTS_PER_WINDOW = 200  # ShipStation's default: 200 requests ...
@@ -67,62 +69,9 @@ PER_ASSET_KEYS = (
     "records_skipped_before_cursor", "batches_committed", "api_calls", "retries", "http_429s",
     "http_5xx", "wait_seconds", "duration_seconds",
 )
-# Quiet Dagster's console logger: the per-event DEBUG lines would bury the results table.
-RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 # ----------------------------------------------------------------------------- helpers
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is KB on Linux)."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if sys.platform == "darwin":  # bytes there
-        kb /= 1024
-    return round(kb / 1024, 1)
-
-
-def current_rss_mb(pid: int | None = None) -> float | None:
-    try:
-        import psutil
-
-        return round(psutil.Process(pid or os.getpid()).memory_info().rss / 2**20, 1)
-    except Exception:  # psutil missing or the process is gone: not worth failing over
-        return None
-
-
-def filesystem_of(path: Path) -> str:
-    """The filesystem type holding `path` (from /proc/mounts), e.g. ext4 or tmpfs."""
-    try:
-        best, fstype = "", "unknown"
-        resolved = str(path.resolve())
-        for line in Path("/proc/mounts").read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and (resolved == parts[1] or resolved.startswith(parts[1].rstrip("/") + "/")):
-                if len(parts[1]) > len(best):
-                    best, fstype = parts[1], parts[2]
-        return fstype
-    except OSError:
-        return "unknown"
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def metadata_by_asset(result: Any) -> dict[str, dict[str, Any]]:
-    """asset name → {metadata key: plain value} for each materialization in the run."""
-    found: dict[str, dict[str, Any]] = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        found[materialization.asset_key.path[-1]] = {
-            key: value.value for key, value in materialization.metadata.items()
-        }
-    return found
-
-
 def _per_asset(meta: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {asset: {k: values.get(k) for k in PER_ASSET_KEYS} for asset, values in sorted(meta.items())}
 
@@ -132,133 +81,27 @@ def _sum(per_asset: dict[str, dict[str, Any]], key: str) -> float:
 
 
 # ----------------------------------------------------------------------------- sandbox process
-class SandboxProcess:
+class ShipStationSandboxProcess(SandboxProcess):
     """`python -m sync_pipelines.sandbox.server` in a child process, one store named `bench`."""
 
     def __init__(self, *, products: int, requests_per_minute: int, window_seconds: float,
                  log_path: Path, startup_timeout: float = 600.0):
         self.api_key = f"sandbox-shipstation-{SANDBOX_STORE}"
-        self.command = [
+        command = [
             sys.executable, "-m", "sync_pipelines.sandbox.server",
             "--host", "127.0.0.1", "--port", "0",  # port 0: the server binds a free port and prints it
             "--stores", SANDBOX_STORE, "--products", str(products),
             "--requests-per-minute", str(requests_per_minute),
             "--window-seconds", str(window_seconds),
         ]
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 -- closed in stop()
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=PROJECT_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,  # a terminal's Ctrl-C reaches us only; stop() ends the sandbox
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._drain, name="sandbox-stdout", daemon=True).start()
-        try:
-            self.url = self._wait_for_url(startup_timeout)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = round(time.monotonic() - started, 2)
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:  # keep reading so the pipe never fills up
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _wait_for_url(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError(f"sandbox did not start within {timeout:.0f}s ({self.log_path})")
-            try:
-                line = self._lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"sandbox exited during startup (rc={self.proc.wait()}):\n"
-                                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
-            match = re.search(r"ShipStation sandbox on (http://\S+)", line)
-            if match:
-                return match.group(1)
+        super().__init__(command, ready_pattern=r"ShipStation sandbox on (http://\S+)", log_path=log_path,
+                         startup_timeout=startup_timeout)
 
     def stats(self) -> dict[str, Any]:
         import requests
 
         return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()
 
-    def rss_mb(self) -> float | None:
-        return current_rss_mb(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self._log.close()
-
-    def __enter__(self) -> SandboxProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-# ----------------------------------------------------------------------------- interrupts
-class _Interrupts:
-    """Ctrl-C / SIGTERM handling that keeps figures honest and always cleans up.
-
-    Inside `dg.materialize` on the main thread, Dagster takes over SIGINT/SIGTERM and the
-    interrupted step is retried by the sync assets' RetryPolicy (observed with Dagster 1.13): the
-    run then "succeeds" with skewed figures. So each sync runs on a worker thread, where Dagster
-    leaves signal handlers alone, and signals reach this handler on the main thread: the first
-    one during a sync asks to stop once it ends, a second one stops at once. Either way no results
-    are written, and the sandbox and the throwaway PostgreSQL are stopped.
-    """
-
-    requested = False
-    in_sync = False
-
-    @classmethod
-    def handle(cls, signum: int, frame: Any) -> None:
-        if cls.in_sync and not cls.requested:
-            cls.requested = True
-            print(f"\n{signal.Signals(signum).name}: stopping after the current sync "
-                  "(send it again to stop now); no results will be written", file=sys.stderr, flush=True)
-            return
-        cls.requested = True
-        raise KeyboardInterrupt
-
-
-def _in_worker_thread(fn: Any) -> Any:
-    """`fn()` on a daemon thread, waited for on the main thread (see `_Interrupts`)."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as error:  # handed back to the main thread
-            box["error"] = error
-
-    worker = threading.Thread(target=target, name="benchmark-sync", daemon=True)
-    _Interrupts.in_sync = True
-    try:
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.5)  # returns as soon as the thread ends; the timeout lets signals in
-    finally:
-        _Interrupts.in_sync = False
-    if _Interrupts.requested:
-        raise KeyboardInterrupt
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 # ----------------------------------------------------------------------------- sync runs
@@ -290,14 +133,14 @@ def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profil
                 partition_key=account,
                 instance=instance,
                 resources={"app_db": AppDatabase(), "shipstation": client},
-                run_config=RUN_CONFIG,
+                run_config=QUIET_RUN_CONFIG,
             )
         finally:
             if profiler is not None:
                 profiler.disable()
         return result, time.perf_counter() - started
 
-    result, wall = _in_worker_thread(sync)
+    result, wall = in_worker_thread(sync)
     # A step retried by the RetryPolicy would inflate wall time and split the counts: say so.
     step_retries = sum(1 for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY")
     if step_retries:
@@ -347,8 +190,8 @@ def scenario_unlimited(products: int, work: Path, profile_to: Path | None) -> di
 
     account = "bench-unlimited"
     print(f"\n[unlimited] starting sandbox with {products:,} products (rate limit off) ...", flush=True)
-    with SandboxProcess(products=products, requests_per_minute=0, window_seconds=60,
-                        log_path=work / "sandbox-unlimited.log") as sandbox:
+    with ShipStationSandboxProcess(products=products, requests_per_minute=0, window_seconds=60,
+                                   log_path=work / "sandbox-unlimited.log") as sandbox:
         print(f"[unlimited] sandbox on {sandbox.url} (ready after {sandbox.startup_seconds}s)", flush=True)
         register_store(account, sandbox.api_key)
         instance = dg.DagsterInstance.ephemeral()
@@ -399,8 +242,8 @@ def scenario_limited(products: int, window_seconds: float, work: Path) -> dict[s
     allowed_rate = per_window / window_seconds
     print(f"\n[limited] starting sandbox with {products:,} products, "
           f"{per_window} requests per {window_seconds:g}s window ...", flush=True)
-    with SandboxProcess(products=products, requests_per_minute=per_window, window_seconds=window_seconds,
-                        log_path=work / "sandbox-limited.log") as sandbox:
+    with ShipStationSandboxProcess(products=products, requests_per_minute=per_window,
+                                   window_seconds=window_seconds, log_path=work / "sandbox-limited.log") as sandbox:
         print(f"[limited] sandbox on {sandbox.url} (ready after {sandbox.startup_seconds}s)", flush=True)
         register_store(account, sandbox.api_key)
         instance = dg.DagsterInstance.ephemeral()
@@ -478,34 +321,6 @@ def summarize_profile(profiler: cProfile.Profile, path: Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- reporting
-def machine_facts(database_url: str, data_dir: Path) -> dict[str, Any]:
-    import dagster
-    import psycopg
-
-    with psycopg.connect(database_url) as conn:
-        pg_version = conn.execute("SELECT version()").fetchone()[0]
-        settings = {name: conn.execute(f"SHOW {name}").fetchone()[0]
-                    for name in ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers")}
-    try:
-        import psutil
-
-        memory_gb = round(psutil.virtual_memory().total / 2**30, 1)
-    except Exception:
-        memory_gb = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "memory_gb": memory_gb,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "dagster": dagster.__version__,
-        "psycopg": psycopg.__version__,
-        "postgresql": pg_version,
-        "postgresql_settings": settings,
-        "postgresql_data_filesystem": filesystem_of(data_dir),
-    }
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -576,59 +391,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the first unlimited sync (figures go to *.profiled.json)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, _Interrupts.handle)
-    signal.signal(signal.SIGTERM, _Interrupts.handle)
-
-    from sync_pipelines.core.embedded import EmbeddedPostgres, _free_port
+    Interrupts.install()
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS_DIR / ("shipstation_sync.profiled.json" if args.profile else "shipstation_sync.json")
-    results: dict[str, Any] = {
-        "benchmark": "shipstation_sync",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python -m benchmarks.shipstation_sync", *(argv if argv is not None else sys.argv[1:])]),
-        "profiled": args.profile,
-    }
-    work = Path(tempfile.mkdtemp(prefix="sync-bench-"))
-    os.chmod(work, 0o755)  # under root the cluster runs as a system user that must reach it
-    server = EmbeddedPostgres(work / "postgres", port=_free_port(), fast=False)
-    previous_url = os.environ.get("DATABASE_URL")
-    try:
-        print(f"starting throwaway PostgreSQL in {work} (fast=False: fsync + synchronous_commit on) ...",
-              flush=True)
-        server.ensure_running()
-        os.environ["DATABASE_URL"] = server.ensure_database("bench")
-        results["machine"] = machine_facts(os.environ["DATABASE_URL"], server.data)
-        print(f"PostgreSQL: {results['machine']['postgresql']}", flush=True)
-        if not args.skip_unlimited:
-            profile_to = RESULTS_DIR / "shipstation_sync.prof" if args.profile else None
-            results["unlimited"] = scenario_unlimited(args.products, work, profile_to)
-        if not args.skip_limited:
-            results["rate_limited"] = scenario_limited(args.scaled_products, args.window_seconds, work)
-        results["peak_rss_mb_at_end"] = peak_rss_mb()
-        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping the sandbox and the throwaway PostgreSQL; no results written",
-              file=sys.stderr, flush=True)
-        return 130
-    finally:
-        # Let no further signal cut the cleanup short (pg_ctl stop waits at most 60 s).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        with contextlib.suppress(Exception):
-            server.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if previous_url is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous_url
+    results: dict[str, Any] = {**results_header("shipstation_sync", argv), "profiled": args.profile}
+    with ThrowawayPostgres(prefix="sync-bench-") as postgres:
+        try:
+            postgres.start()
+            results["machine"] = machine_facts(postgres.use_database("bench"), postgres.data)
+            print(f"PostgreSQL: {results['machine']['postgresql']}", flush=True)
+            if not args.skip_unlimited:
+                profile_to = RESULTS_DIR / "shipstation_sync.prof" if args.profile else None
+                results["unlimited"] = scenario_unlimited(args.products, postgres.work, profile_to)
+            if not args.skip_limited:
+                results["rate_limited"] = scenario_limited(args.scaled_products, args.window_seconds, postgres.work)
+            results["peak_rss_mb_at_end"] = peak_rss_mb()
+            results["finished_at"] = now_iso()
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping the sandbox and the throwaway PostgreSQL; no results written",
+                  file=sys.stderr, flush=True)
+            return 130
     print_table(results)
-    out_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results written to {out_path.relative_to(PROJECT_ROOT)}")
+    write_results(out_path, results)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

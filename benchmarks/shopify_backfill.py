@@ -28,145 +28,40 @@ so no client can average more than (S + L×T) / T calls/s over a run of T second
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import queue
-import re
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.shipstation_sync import (
-    RUN_CONFIG,
-    _in_worker_thread,
-    _Interrupts,
-    current_rss_mb,
+from benchmarks.common import (
+    QUIET_RUN_CONFIG,
+    RESULTS_DIR,
+    SHOPIFY_BUCKET_SIZE,
+    SHOPIFY_LEAK_PER_SECOND,
+    Interrupts,
+    ShopifySandboxProcess,
+    ThrowawayPostgres,
+    in_worker_thread,
     machine_facts,
     metadata_by_asset,
+    now_iso,
     peak_rss_mb,
+    register_shop,
+    results_header,
+    write_results,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROVIDER = "shopify"
 SHOP_NAME = "bench"  # sandbox shop = bench.myshopify.com, token sandbox-shopify-bench
-BUCKET_SIZE = 40  # Shopify standard plan: 40 calls ...
-LEAK_PER_SECOND = 2.0  # ... leaking 2 per second
+BUCKET_SIZE = SHOPIFY_BUCKET_SIZE  # Shopify standard plan: 40 calls ...
+LEAK_PER_SECOND = SHOPIFY_LEAK_PER_SECOND  # ... leaking 2 per second
 PAGE_SIZE = 250
-APP_SECRET = "benchmark-shopify-app-secret"
 PER_ASSET_KEYS = (
     "records_fetched", "records_inserted", "records_updated", "records_unchanged", "batches_committed",
     "api_calls", "retries", "http_429s", "http_5xx", "malformed_pages", "wait_seconds", "duration_seconds",
 )
-
-
-# ----------------------------------------------------------------------------- sandbox process
-class ShopifySandboxProcess:
-    """`python -m sync_pipelines.sandbox.shopify` in a child process (shops `<name>.myshopify.com`)."""
-
-    def __init__(self, *, shops: list[str], orders: int, log_path: Path, customers: int = 5_000,
-                 products: int = 300, bucket_size: int = BUCKET_SIZE, leak_per_second: float = LEAK_PER_SECOND,
-                 app_secret: str = APP_SECRET, startup_timeout: float = 600.0):
-        self.shops = [f"{name}.myshopify.com" for name in shops]
-        self.tokens = {f"{name}.myshopify.com": f"sandbox-shopify-{name}" for name in shops}
-        self.command = [
-            sys.executable, "-m", "sync_pipelines.sandbox.shopify",
-            "--host", "127.0.0.1", "--port", "0",  # port 0: the server binds a free port and prints it
-            "--shops", ",".join(shops), "--orders", str(orders), "--customers", str(customers),
-            "--products", str(products), "--bucket-size", str(bucket_size),
-            "--leak-per-second", f"{leak_per_second:g}", "--app-secret", app_secret,
-        ]
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 -- closed in stop()
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=PROJECT_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,  # a terminal's Ctrl-C reaches us only; stop() ends the sandbox
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._drain, name="shopify-sandbox-stdout", daemon=True).start()
-        try:
-            self.url = self._wait_for_url(startup_timeout)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = round(time.monotonic() - started, 2)
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:  # keep reading so the pipe never fills up
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _wait_for_url(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError(f"sandbox did not start within {timeout:.0f}s ({self.log_path})")
-            try:
-                line = self._lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"sandbox exited during startup (rc={self.proc.wait()}):\n"
-                                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
-            match = re.search(r"Shopify sandbox on (http://\S+)", line)
-            if match:
-                return match.group(1)
-
-    def base_url_template(self) -> str:
-        return f"{self.url}/shops/{{shop}}"
-
-    def control(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
-        import requests
-
-        response = requests.request(method, f"{self.url}/_sandbox/{path}", json=body, timeout=timeout)
-        response.raise_for_status()
-        return response.json()
-
-    def stats(self) -> dict[str, Any]:
-        return self.control("GET", "stats")
-
-    def rss_mb(self) -> float | None:
-        return current_rss_mb(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self._log.close()
-
-    def __enter__(self) -> ShopifySandboxProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def register_shop(shop: str, token: str) -> None:
-    """Registry row with the access token in an env var, as in production."""
-    from sync_pipelines.core.registry import upsert_account
-    from sync_pipelines.core.resources import AppDatabase
-
-    env_var = f"SHOPIFY_BENCH_TOKEN_{shop.split('.')[0].upper().replace('-', '_')}"
-    os.environ[env_var] = token
-    with AppDatabase().connect() as conn:
-        upsert_account(conn, PROVIDER, shop, credentials_env=env_var)
 
 
 # ----------------------------------------------------------------------------- instrumentation
@@ -264,14 +159,14 @@ def run_backfill(orders: int, scale: float, work: Path) -> dict[str, Any]:
             started = time.perf_counter()
             result = dg.materialize(
                 [shopify_assets.orders], partition_key=shop, instance=instance,
-                resources={"app_db": AppDatabase(), "shopify": client}, run_config=RUN_CONFIG,
+                resources={"app_db": AppDatabase(), "shopify": client}, run_config=QUIET_RUN_CONFIG,
                 raise_on_error=False,
             )
             return result, time.perf_counter() - started
 
         print(f"[backfill] materializing shopify/orders for {shop} (expect ≈ "
               f"{max(0.0, (orders / PAGE_SIZE - BUCKET_SIZE) / leak):.0f}s of rate limit) ...", flush=True)
-        result, wall = _in_worker_thread(sync)
+        result, wall = in_worker_thread(sync)
         step_retries = sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
         step_failures = sum(1 for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         if step_retries or not result.success:
@@ -362,51 +257,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.orders < 1 or args.scale <= 0:
         parser.error("--orders must be >= 1 and --scale > 0")
-    signal.signal(signal.SIGINT, _Interrupts.handle)
-    signal.signal(signal.SIGTERM, _Interrupts.handle)
-
-    from sync_pipelines.core.embedded import EmbeddedPostgres, _free_port
+    Interrupts.install()
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     name = "shopify_backfill" if args.scale == 1 else f"shopify_backfill.scaled-{args.scale:g}"
     out_path = RESULTS_DIR / f"{name}.json"
-    results: dict[str, Any] = {
-        "benchmark": "shopify_backfill",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python -m benchmarks.shopify_backfill",
-                             *(argv if argv is not None else sys.argv[1:])]),
-    }
-    work = Path(tempfile.mkdtemp(prefix="shopify-bench-"))
-    os.chmod(work, 0o755)  # under root the cluster runs as a system user that must reach it
-    server = EmbeddedPostgres(work / "postgres", port=_free_port(), fast=False)
-    previous_url = os.environ.get("DATABASE_URL")
-    try:
-        print(f"starting throwaway PostgreSQL in {work} (fast=False: fsync + synchronous_commit on) ...",
-              flush=True)
-        server.ensure_running()
-        os.environ["DATABASE_URL"] = server.ensure_database("bench")
-        results["machine"] = machine_facts(os.environ["DATABASE_URL"], server.data)
-        print(f"PostgreSQL: {results['machine']['postgresql']}", flush=True)
-        results["backfill"] = run_backfill(args.orders, args.scale, work)
-        results["peak_rss_mb_at_end"] = peak_rss_mb()
-        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping the sandbox and the throwaway PostgreSQL; no results written",
-              file=sys.stderr, flush=True)
-        return 130
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        if previous_url is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous_url
+    results: dict[str, Any] = results_header("shopify_backfill", argv)
+    with ThrowawayPostgres(prefix="shopify-bench-") as postgres:
+        try:
+            postgres.start()
+            results["machine"] = machine_facts(postgres.use_database("bench"), postgres.data)
+            print(f"PostgreSQL: {results['machine']['postgresql']}", flush=True)
+            results["backfill"] = run_backfill(args.orders, args.scale, postgres.work)
+            results["peak_rss_mb_at_end"] = peak_rss_mb()
+            results["finished_at"] = now_iso()
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping the sandbox and the throwaway PostgreSQL; no results written",
+                  file=sys.stderr, flush=True)
+            return 130
     print_table(results["backfill"])
-    out_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results written to {out_path.relative_to(PROJECT_ROOT)}")
+    write_results(out_path, results)
     return 0 if results["backfill"]["run"]["success"] else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

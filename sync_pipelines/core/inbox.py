@@ -46,6 +46,9 @@ INBOX = sa.Table(
     sa.UniqueConstraint("provider", "delivery_id", name="inbox_provider_delivery_id_key"),
     sa.Index("inbox_provider_id_idx", "provider", "id"),
     sa.Index("inbox_pending_idx", "provider", "account", "id", postgresql_where=sa.text("processed_at IS NULL")),
+    # A signed trigger token (its jti) is accepted once, whatever message id travels beside it.
+    sa.Index("inbox_trigger_token_key", "provider", "event_id", unique=True,
+             postgresql_where=sa.text("provider = 'trigger' AND event_id IS NOT NULL")),
     schema="sync",
 )
 
@@ -127,6 +130,12 @@ def append(conn: psycopg.Connection, *, provider: str, account: str, topic: str,
     params = _append_params(provider, account, topic, delivery_id, payload, triggered_at, event_id, headers)
     row = conn.execute(_APPEND, params).fetchone()
     return int(row[0]), bool(row[1])
+
+
+async def find_by_event_id_async(aconn: psycopg.AsyncConnection, provider: str, event_id: str) -> int | None:
+    row = await (await aconn.execute(
+        "SELECT id FROM sync.inbox WHERE provider = %s AND event_id = %s", (provider, event_id))).fetchone()
+    return int(row[0]) if row else None
 
 
 async def append_async(aconn: psycopg.AsyncConnection, *, provider: str, account: str, topic: str,

@@ -216,6 +216,12 @@ async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, 
                 payload=payload, triggered_at=verdict.issued_at, event_id=verdict.token_id,
                 headers=triggers.kept_headers(request.headers, verdict.source),
             )
+    except psycopg.errors.UniqueViolation:
+        # The same signed token again under another message id: a replay, launch nothing.
+        async with pool.connection() as aconn:
+            inbox_id = await inbox.find_by_event_id_async(aconn, triggers.PROVIDER, verdict.token_id)
+        log.warning("trigger for %s: signed token replayed under a new message id", job)
+        return JSONResponse({"status": "duplicate", "id": inbox_id})
     except psycopg.DataError:
         raise Rejected(400, "unstorable_json") from None
     except _UNAVAILABLE as error:

@@ -255,6 +255,16 @@ def test_replayed_message_is_200_duplicate_and_one_row(receiver, conn):
     assert [(r[0], r[5]) for r in rows(conn, message_id)] == [(first.json()["id"], 1)]
 
 
+def test_a_captured_token_replayed_under_a_new_message_id_launches_nothing(receiver, conn):
+    body = b"{}"
+    headers = qstash_headers(body)
+    first = post(receiver, body, headers)
+    replay = post(receiver, body, dict(headers, **{"Upstash-Message-Id": f"msg_{uuid.uuid4().hex}"}))
+    assert first.status_code == 202
+    assert (replay.status_code, replay.json()) == (200, {"status": "duplicate", "id": first.json()["id"]})
+    assert rows(conn, replay.request.headers["Upstash-Message-Id"]) == []
+
+
 def test_bearer_trigger_with_and_without_idempotency_key(receiver, conn):
     key = f"idem-{uuid.uuid4().hex}"
     headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": key}
