@@ -12,7 +12,7 @@ newest version by the provider's updated-at).
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -148,10 +148,7 @@ def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callab
 class RouteResult:
     events: int = 0
     deleted: int = 0
-    counts: WriteCounts = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        self.counts = self.counts or WriteCounts()
+    counts: WriteCounts = field(default_factory=WriteCounts)
 
 
 def apply_events(

@@ -7,7 +7,6 @@ materialization metadata) and data freshness (time since the last successful run
 """
 
 import statistics
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 

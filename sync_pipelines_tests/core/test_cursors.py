@@ -1,6 +1,5 @@
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 from sync_pipelines.core import cursors

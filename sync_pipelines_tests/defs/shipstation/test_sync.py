@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import dagster as dg
-import pytest
 
 from sync_pipelines.core.entities import parse_instant
 from sync_pipelines.defs.shipstation import tables

@@ -70,7 +70,7 @@ def test_changes_at_the_cursor_boundary_are_never_missed(shopify_sandbox, shopif
 def test_updates_across_a_dst_change_compare_instants(shopify_sandbox, shopify_client, instance, add_shop, conn):
     shop = add_shop(orders=40)
     shopify_sandbox.set_clock(datetime(2026, 11, 1, 0, 59, 50, tzinfo=ZoneInfo("America/New_York")))
-    first = shopify_sandbox.update_orders(shop, 1)
+    shopify_sandbox.update_orders(shop, 1)
     materialize(instance, shop, shopify_client, [orders])
     # 01:30 EST (-05:00) is later than 01:59 EDT (-04:00) though it sorts earlier as a string.
     shopify_sandbox.set_clock(datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York")).replace(fold=1))
