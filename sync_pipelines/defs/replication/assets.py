@@ -62,7 +62,8 @@ def replication_asset(spec: TableSpec) -> dg.AssetsDefinition:
         try:
             source_url = source_db.resolved_url()
             with app_db.connect() as conn:
-                report = replicate(spec, source_url, conn, full_refresh=config.full_refresh, log=context.log.info)
+                report = replicate(spec, source_url, conn, full_refresh=config.full_refresh, log=context.log.info,
+                                   known_rows=_last_row_count(context, spec))
         except (ReplicationError, *NOT_TRANSIENT) as error:
             # Retrying cannot fix a configuration, schema or data problem: fail now, naming the table.
             raise dg.Failure(description=f"replication/{spec.name}: {error}", allow_retries=False) from None
@@ -72,6 +73,19 @@ def replication_asset(spec: TableSpec) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata=report_metadata(report))
 
     return _asset
+
+
+def _last_row_count(context: dg.AssetExecutionContext, spec: TableSpec) -> int | None:
+    """The row count the previous materialization of this table reported, if it wrote the same
+    destination (see `replicate(known_rows=…)`)."""
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    destination, rows = metadata.get("destination"), metadata.get("dagster/row_count")
+    if destination is None or rows is None or destination.value != spec.destination:
+        return None
+    return int(rows.value)
 
 
 def report_metadata(report: ReplicationReport) -> dict[str, Any]:
@@ -99,6 +113,7 @@ def report_metadata(report: ReplicationReport) -> dict[str, Any]:
         "write_seconds": dg.MetadataValue.float(round(report.write_seconds, 3)),
         "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
         "dagster/row_count": dg.MetadataValue.int(report.table_rows),
+        "row_count_from": dg.MetadataValue.text(report.table_rows_from),
     }
     if report.destination_only_columns:
         metadata["destination_only_columns"] = dg.MetadataValue.text(", ".join(report.destination_only_columns))

@@ -86,7 +86,13 @@ def test_materialize_end_to_end_with_demo_data(postgres_server, source_url, data
     assert (changed["orders"]["rows_inserted"], changed["orders"]["rows_updated"]) == (2, 5)
     assert changed["orders"]["high_water_mark_after"] > changed["orders"]["high_water_mark_before"]
     assert (changed["order_items"]["rows_inserted"], changed["order_items"]["rows_deleted"]) == (2, 1)
+    # The incremental run derives its row count (no full count(*)); it must still be exact.
+    assert changed["orders"]["row_count_from"] == "previous count + rows inserted"
+    assert changed["order_items"]["row_count_from"] == "count(*)"  # full mode with deletes counts
     with psycopg.connect(source_url) as src, psycopg.connect(database_url) as dest:
+        for table in ("orders", "order_items"):
+            actual = dest.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()[0]
+            assert changed[table]["dagster/row_count"] == actual
         for table, key in (("orders", "id"), ("order_items", "order_id, line_no")):
             query = f"SELECT t::text FROM {{}}.{table} AS t ORDER BY {key}"
             assert dest.execute(query.format(schema)).fetchall() == src.execute(query.format("public")).fetchall()
