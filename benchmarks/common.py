@@ -181,6 +181,13 @@ class Interrupts:
         signal.signal(signal.SIGTERM, cls.handle)
 
 
+def report_interrupted(stopping: str) -> int:
+    """Say that an interrupted benchmark writes nothing (half-run figures would mislead); the
+    exit code to return (130, as for Ctrl-C)."""
+    print(f"\ninterrupted: stopping {stopping}; no results written", file=sys.stderr, flush=True)
+    return 130
+
+
 def in_worker_thread(fn: Any) -> Any:
     """`fn()` on a daemon thread, waited for on the main thread (see `Interrupts`)."""
     box: dict[str, Any] = {}

@@ -59,6 +59,7 @@ from benchmarks.common import (
     now_iso,
     peak_rss_mb,
     register_shop,
+    report_interrupted,
     results_header,
     write_results,
 )
@@ -592,9 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             results["peak_rss_mb_at_end"] = peak_rss_mb()
             results["finished_at"] = now_iso()
         except KeyboardInterrupt:
-            print("\ninterrupted: stopping the receiver, the sandbox and the throwaway PostgreSQL; no results written",
-                  file=sys.stderr, flush=True)
-            return 130
+            return report_interrupted("the receiver, the sandbox and the throwaway PostgreSQL")
         finally:
             if receiver is not None:
                 with contextlib.suppress(Exception):

@@ -67,6 +67,7 @@ from benchmarks.common import (
     machine_facts,
     now_iso,
     peak_rss_mb,
+    report_interrupted,
     results_header,
     write_results,
 )
@@ -505,8 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             results["machine"]["load_average_at_end"] = os.getloadavg()
             results["finished_at"] = now_iso()
         except KeyboardInterrupt:
-            print("\ninterrupted: stopping the throwaway PostgreSQL; no results written", file=sys.stderr)
-            return 130
+            return report_interrupted("the throwaway PostgreSQL")
         finally:
             if bench is not None:
                 bench.stop_child()

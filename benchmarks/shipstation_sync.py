@@ -56,6 +56,7 @@ from benchmarks.common import (
     metadata_by_asset,
     now_iso,
     peak_rss_mb,
+    report_interrupted,
     results_header,
     write_results,
 )
@@ -101,7 +102,6 @@ class ShipStationSandboxProcess(SandboxProcess):
         import requests
 
         return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()
-
 
 
 # ----------------------------------------------------------------------------- sync runs
@@ -409,9 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             results["peak_rss_mb_at_end"] = peak_rss_mb()
             results["finished_at"] = now_iso()
         except KeyboardInterrupt:
-            print("\ninterrupted: stopping the sandbox and the throwaway PostgreSQL; no results written",
-                  file=sys.stderr, flush=True)
-            return 130
+            return report_interrupted("the sandbox and the throwaway PostgreSQL")
     print_table(results)
     write_results(out_path, results)
     return 0

@@ -49,6 +49,7 @@ from benchmarks.common import (
     now_iso,
     peak_rss_mb,
     register_shop,
+    report_interrupted,
     results_header,
     write_results,
 )
@@ -272,9 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             results["peak_rss_mb_at_end"] = peak_rss_mb()
             results["finished_at"] = now_iso()
         except KeyboardInterrupt:
-            print("\ninterrupted: stopping the sandbox and the throwaway PostgreSQL; no results written",
-                  file=sys.stderr, flush=True)
-            return 130
+            return report_interrupted("the sandbox and the throwaway PostgreSQL")
     print_table(results["backfill"])
     write_results(out_path, results)
     return 0 if results["backfill"]["run"]["success"] else 1

@@ -107,3 +107,39 @@ class Drift:
                     self._tick(key)
                 except Exception:  # a dev convenience must not die silently on one bad tick
                     self._log.exception("sandbox drift failed for %s %s", self._what, key)
+
+
+class RequestStats:
+    """The request tallies behind ``/_sandbox/stats``: requests per account (under `by`), counts
+    per status, and the 429s (rate limit vs injected fault) and 401s; under a lock, since the
+    handlers run on many threads."""
+
+    def __init__(self, by: str) -> None:
+        self._by = by
+        self._lock = threading.Lock()
+        self._counts = self._empty()
+
+    def _empty(self) -> dict[str, Any]:
+        return {self._by: {}, "status_counts": {}, "rate_limited_429": 0, "fault_429": 0, "unauthorized_401": 0}
+
+    def record(self, account: str | None, status: int, *, rate_limited: bool = False,
+               fault_429: bool = False) -> None:
+        with self._lock:
+            s = self._counts
+            if account is not None:
+                s[self._by][account] = s[self._by].get(account, 0) + 1
+            s["status_counts"][str(status)] = s["status_counts"].get(str(status), 0) + 1
+            s["rate_limited_429"] += rate_limited
+            s["fault_429"] += fault_429
+            s["unauthorized_401"] += status == 401
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the tallies plus ``total_429``."""
+        with self._lock:
+            s = json.loads(json.dumps(self._counts))
+        s["total_429"] = s["rate_limited_429"] + s["fault_429"]
+        return s
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = self._empty()

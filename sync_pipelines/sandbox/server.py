@@ -16,14 +16,16 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import uvicorn
 
 API_KEY_PREFIX = "sandbox-shipstation-"
 
 
-def _loopback_host(host: str) -> str:
+def loopback_host(host: str) -> str:
+    """`host` if it is a loopback address (``localhost`` → 127.0.0.1); anything else is refused,
+    because the control endpoints have no auth."""
     if host == "localhost":
         return "127.0.0.1"
     try:
@@ -34,7 +36,7 @@ def _loopback_host(host: str) -> str:
     raise ValueError(f"sandbox servers only bind loopback addresses, not {host!r}")
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
     """Bind before starting uvicorn so port=0 yields a known port with no startup race."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -48,7 +50,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+def base_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 host in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    """Quiet, no lifespan, 5 s graceful shutdown: the same server settings for every sandbox."""
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                           lifespan="off", timeout_graceful_shutdown=5)
 
@@ -61,7 +69,7 @@ class RunningServer:
         self._thread = thread
         self.host = host
         self.port = port
-        self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        self.url = base_url(host, port)
 
     @property
     def running(self) -> bool:
@@ -87,10 +95,10 @@ class RunningServer:
 def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0,
                     startup_timeout: float = 10.0) -> RunningServer:
     """Serve ``app`` on a daemon thread; returns once the port accepts connections."""
-    host = _loopback_host(host)
-    sock = _bind(host, port)
+    host = loopback_host(host)
+    sock = bind(host, port)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(_config(app, host, port))
+    server = uvicorn.Server(uvicorn_config(app, host, port))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name=f"sandbox-uvicorn-{port}", daemon=True)
     thread.start()
@@ -106,6 +114,25 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0,
     with socket.create_connection((host, port), timeout=startup_timeout):
         pass
     return RunningServer(server, thread, host, port)
+
+
+def serve_foreground(app: Any, host: str, port: int, *, announce: Callable[[str], None],
+                     on_exit: Callable[[], None]) -> None:
+    """The CLIs' server: bind `host`:`port` (loopback only; 0 picks a free port), call
+    ``announce(url)`` once the port is bound (benchmarks read the URL from that output), then serve
+    in the foreground until Ctrl-C / SIGTERM, which uvicorn handles itself in the main thread.
+    ``on_exit()`` runs after the server stops, whatever the reason."""
+    host = loopback_host(host)
+    sock = bind(host, port)
+    port = sock.getsockname()[1]
+    announce(base_url(host, port))
+    try:
+        uvicorn.Server(uvicorn_config(app, host, port)).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        pass
+    finally:
+        on_exit()
+        sock.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,29 +154,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="mutate every store this often (0 = static data)")
     args = parser.parse_args(argv)
 
-    host = _loopback_host(args.host)
+    loopback_host(args.host)  # refuse a non-loopback host before generating any data
     sandbox = ShipStationSandbox(seed=args.seed, requests_per_minute=args.requests_per_minute or None,
                                  window_seconds=args.window_seconds)
     names = [name.strip() for name in args.stores.split(",") if name.strip()]
     for name in names:
         sandbox.add_store(f"{API_KEY_PREFIX}{name}", products=args.products, warehouses=args.warehouses,
                           locations_per_warehouse=args.locations_per_warehouse)
-    sock = _bind(host, args.port)
-    port = sock.getsockname()[1]
-    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    if args.drift_seconds > 0:
-        sandbox.start_drift(args.drift_seconds)
-    print(f"ShipStation sandbox on {url} (Ctrl-C to stop)", flush=True)
-    for name in names:
-        print(f"  store {name}: api-key {API_KEY_PREFIX}{name}", flush=True)
-    try:
-        # Foreground server in the main thread, so uvicorn handles SIGINT/SIGTERM itself.
-        uvicorn.Server(_config(sandbox.app, host, port)).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
-        pass
-    finally:
-        sandbox.stop_drift()
-        sock.close()
+
+    def announce(url: str) -> None:
+        if args.drift_seconds > 0:
+            sandbox.start_drift(args.drift_seconds)
+        print(f"ShipStation sandbox on {url} (Ctrl-C to stop)", flush=True)
+        for name in names:
+            print(f"  store {name}: api-key {API_KEY_PREFIX}{name}", flush=True)
+
+    serve_foreground(sandbox.app, args.host, args.port, announce=announce, on_exit=sandbox.stop_drift)
     return 0
 
 

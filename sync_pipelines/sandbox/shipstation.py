@@ -15,22 +15,20 @@ without ever seeing a half-updated record.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import threading
 import time
 import uuid
-from ipaddress import ip_address
 from typing import Any, Callable
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from sync_pipelines.sandbox.control import Drift, RequestStats, control_endpoint, dumps
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.ratelimit import RateLimiter
 
@@ -314,16 +312,6 @@ def _make_products(store: StoreData, rng: random.Random, count: int,
     return products, inventory
 
 
-def _is_loopback_client(request: Request) -> bool:
-    client = request.client
-    if client is None or client.host == "testclient":  # starlette's in-process TestClient
-        return True
-    try:
-        return ip_address(client.host).is_loopback
-    except ValueError:
-        return client.host == "localhost"
-
-
 def _int_param(request: Request, name: str, default: int, lo: int, hi: int | None) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -338,10 +326,6 @@ def _int_param(request: Request, name: str, default: int, lo: int, hi: int | Non
     return value
 
 
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
 class ShipStationSandbox:
     """In-memory ShipStation v2 account(s) behind a Starlette app (``.app``)."""
 
@@ -352,10 +336,9 @@ class ShipStationSandbox:
         self.limiter = RateLimiter(requests_per_minute, window_seconds)
         self._lock = threading.RLock()
         self._stores: dict[str, StoreData] = {}
-        self._stats_lock = threading.Lock()
-        self._stats = self._empty_stats()
-        self._drift_thread: threading.Thread | None = None
-        self._drift_stop: threading.Event | None = None
+        self._requests = RequestStats(by="requests_by_key")
+        self._drift = Drift(keys=lambda: self.api_keys, tick=lambda key: self.drift(key), what="store",
+                            thread_name="shipstation-sandbox-drift", log=log)
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ data
@@ -481,57 +464,19 @@ class ShipStationSandbox:
 
     def start_drift(self, interval_seconds: float) -> None:
         """Drift every store every ``interval_seconds`` on a daemon thread (``dev`` mode)."""
-        if interval_seconds <= 0:
-            raise ValueError("interval_seconds must be > 0")
-        self.stop_drift()
-        stop = threading.Event()
-        thread = threading.Thread(target=self._drift_loop, args=(interval_seconds, stop),
-                                  name="shipstation-sandbox-drift", daemon=True)
-        self._drift_stop, self._drift_thread = stop, thread
-        thread.start()
+        self._drift.start(interval_seconds)
 
     def stop_drift(self) -> None:
-        if self._drift_stop is not None:
-            self._drift_stop.set()
-        if self._drift_thread is not None:
-            self._drift_thread.join(timeout=5)
-        self._drift_stop = self._drift_thread = None
-
-    def _drift_loop(self, interval: float, stop: threading.Event) -> None:
-        while not stop.wait(interval):
-            for key in self.api_keys:
-                try:
-                    self.drift(key)
-                except Exception:  # a dev convenience must not die silently on one bad tick
-                    log.exception("sandbox drift failed for store %s", key)
+        self._drift.stop()
 
     # ----------------------------------------------------------------- stats
-    @staticmethod
-    def _empty_stats() -> dict[str, Any]:
-        return {"requests_by_key": {}, "status_counts": {}, "rate_limited_429": 0,
-                "fault_429": 0, "unauthorized_401": 0}
-
-    def _record(self, key: str | None, status: int, *, rate_limited: bool = False,
-                fault_429: bool = False) -> None:
-        with self._stats_lock:
-            s = self._stats
-            if key is not None:
-                s["requests_by_key"][key] = s["requests_by_key"].get(key, 0) + 1
-            s["status_counts"][str(status)] = s["status_counts"].get(str(status), 0) + 1
-            s["rate_limited_429"] += rate_limited
-            s["fault_429"] += fault_429
-            s["unauthorized_401"] += status == 401
-
     def stats(self) -> dict[str, Any]:
-        with self._stats_lock:
-            s = json.loads(json.dumps(self._stats))
-        s["total_429"] = s["rate_limited_429"] + s["fault_429"]
+        s = self._requests.snapshot()
         s["faults_injected"] = self.faults.snapshot()["injected"]
         return s
 
     def reset_stats(self) -> None:
-        with self._stats_lock:
-            self._stats = self._empty_stats()
+        self._requests.reset()
 
     # ------------------------------------------------------------------- API
     def _build_app(self) -> Starlette:
@@ -565,16 +510,16 @@ class ShipStationSandbox:
             with self._lock:
                 store = self._stores.get(key) if key else None
             if store is None:
-                self._record(None, 401)
-                return Response(_dumps(error_body("security", "unauthorized",
+                self._requests.record(None, 401)
+                return Response(dumps(error_body("security", "unauthorized",
                                                   "The API key is missing or invalid (header 'api-key').")),
                                 401, media_type="application/json")
             decision = self.limiter.hit(key)
             headers = decision.headers() if decision is not None else {}
             if decision is not None and not decision.allowed:
                 headers["Retry-After"] = str(decision.retry_after)
-                self._record(key, 429, rate_limited=True)
-                return Response(_dumps(error_body(
+                self._requests.record(key, 429, rate_limited=True)
+                return Response(dumps(error_body(
                     "system", "rate_limit_exceeded",
                     f"You have exceeded the rate limit of {decision.limit} requests per "
                     f"{self.limiter.window_seconds:g} seconds. Retry in {decision.retry_after} seconds.")),
@@ -582,24 +527,24 @@ class ShipStationSandbox:
             fault = self.faults.decide()
             if fault == "429":
                 headers["Retry-After"] = str(self.faults.retry_after_seconds)
-                self._record(key, 429, fault_429=True)
-                return Response(_dumps(error_body("system", "rate_limit_exceeded",
+                self._requests.record(key, 429, fault_429=True)
+                return Response(dumps(error_body("system", "rate_limit_exceeded",
                                                   "You have exceeded the rate limit.")),
                                 429, headers=headers, media_type="application/json")
             if fault in ("500", "503"):
                 # The spec's ServerError response is an empty body.
-                self._record(key, int(fault))
+                self._requests.record(key, int(fault))
                 return Response(b"", int(fault), headers=headers, media_type="text/plain")
             try:
                 status, payload = handler(request, store)
             except _BadRequest as exc:
                 status, payload = 400, error_body("validation", "invalid_field_value", str(exc))
-            body = _dumps(payload)
+            body = dumps(payload)
             if fault == "truncated":
                 body = body[: len(body) // 2]
             elif fault == "invalid_json":
                 body = _GARBAGE_BODY
-            self._record(key, status)
+            self._requests.record(key, status)
             return Response(body, status, headers=headers, media_type="application/json")
 
         return endpoint
@@ -691,31 +636,9 @@ class ShipStationSandbox:
         return rows
 
     # --------------------------------------------------------------- control
-    def _control(self, handler: Callable[..., Any]):
-        """Control plane: no auth, but loopback clients only."""
-
-        async def endpoint(request: Request) -> Response:
-            if not _is_loopback_client(request):
-                return JSONResponse({"error": "sandbox control endpoints are loopback-only"}, 403)
-            body: Any = {}
-            if request.method == "POST":
-                raw = await request.body()
-                if raw.strip():
-                    try:
-                        body = json.loads(raw)
-                    except ValueError:
-                        return JSONResponse({"error": "body must be JSON"}, 400)
-                if not isinstance(body, dict):
-                    return JSONResponse({"error": "body must be a JSON object"}, 400)
-            try:
-                result = await run_in_threadpool(handler, request.method, body)
-            except KeyError as exc:
-                return JSONResponse({"error": str(exc.args[0]) if exc.args else "not found"}, 404)
-            except (TypeError, ValueError) as exc:
-                return JSONResponse({"error": str(exc)}, 400)
-            return JSONResponse(result)
-
-        return endpoint
+    def _control(self, handler: Callable[[str, dict[str, Any]], Any]):
+        """Control plane (see `control_endpoint`); handlers here take the HTTP method and body."""
+        return control_endpoint(lambda request, body: handler(request.method, body))
 
     def _ctl_health(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"status": "ok", "provider": "shipstation", "stores": self.api_keys}

@@ -40,17 +40,16 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone as dt_timezone
-from ipaddress import ip_address
 from typing import Any, Callable, Iterator
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from sync_pipelines.sandbox.control import ControlHandler, Drift, RequestStats, control_endpoint, dumps
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.shopify_webhooks import SUPPORTED_TOPICS, WebhookSender, new_delivery
 
@@ -116,10 +115,6 @@ def _utc_micro(ts: float) -> str:
     return datetime.fromtimestamp(ts, dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
 def _parse_instant(raw: str, tz: ZoneInfo, name: str) -> float:
     """Any ISO-8601 form -> epoch seconds; a naive value is read in the shop's time zone.
     An unencoded ``+02:00`` arrives as `` 02:00`` (form decoding), so that is accepted too."""
@@ -132,16 +127,6 @@ def _parse_instant(raw: str, tz: ZoneInfo, name: str) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
     return when.timestamp()
-
-
-def _is_loopback_client(request: Request) -> bool:
-    client = request.client
-    if client is None or client.host == "testclient":  # starlette's in-process TestClient
-        return True
-    try:
-        return ip_address(client.host).is_loopback
-    except ValueError:
-        return client.host == "localhost"
 
 
 # ------------------------------------------------------------------------- records
@@ -627,7 +612,7 @@ def _parse_limit(params: Any) -> int:
 
 
 def _encode_page_info(payload: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(_dumps(payload)).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(dumps(payload)).rstrip(b"=").decode()
 
 
 def _decode_page_info(raw: str, resource: str) -> dict[str, Any]:
@@ -687,10 +672,9 @@ class ShopifySandbox:
         self._clock_lock = threading.Lock()
         self._frozen: float | None = None
         self._offset = 0.0
-        self._stats_lock = threading.Lock()
-        self._stats = self._empty_stats()
-        self._drift_thread: threading.Thread | None = None
-        self._drift_stop: threading.Event | None = None
+        self._requests = RequestStats(by="requests_by_shop")
+        self._drift = Drift(keys=lambda: self.shops, tick=lambda key: self.drift(key), what="shop",
+                            thread_name="shopify-sandbox-drift", log=log)
         self.app = self._build_app()
 
     # ----------------------------------------------------------------- shops
@@ -812,7 +796,7 @@ class ShopifySandbox:
             subs = [w for w in data.webhooks.values() if w["topic"] == topic]
             event_id = str(uuid.uuid4())
             for w in subs:
-                body = _dumps(_only_fields(payload, w["fields"]))
+                body = dumps(_only_fields(payload, w["fields"]))
                 out.append(new_delivery(self.sender, shop=data.domain, topic=topic, address=w["address"],
                                         body=body, api_version=w["api_version"], triggered_at=triggered,
                                         event_id=event_id, meta={"subscription_id": w["id"]}))
@@ -1138,29 +1122,10 @@ class ShopifySandbox:
 
     def start_drift(self, interval_seconds: float) -> None:
         """Drift every shop every ``interval_seconds`` on a daemon thread (``dev`` mode)."""
-        if interval_seconds <= 0:
-            raise ValueError("interval_seconds must be > 0")
-        self.stop_drift()
-        stop = threading.Event()
-        thread = threading.Thread(target=self._drift_loop, args=(interval_seconds, stop),
-                                  name="shopify-sandbox-drift", daemon=True)
-        self._drift_stop, self._drift_thread = stop, thread
-        thread.start()
+        self._drift.start(interval_seconds)
 
     def stop_drift(self) -> None:
-        if self._drift_stop is not None:
-            self._drift_stop.set()
-        if self._drift_thread is not None:
-            self._drift_thread.join(timeout=5)
-        self._drift_stop = self._drift_thread = None
-
-    def _drift_loop(self, interval: float, stop: threading.Event) -> None:
-        while not stop.wait(interval):
-            for shop in self.shops:
-                try:
-                    self.drift(shop)
-                except Exception:  # a dev convenience must not die silently on one bad tick
-                    log.exception("sandbox drift failed for shop %s", shop)
+        self._drift.stop()
 
     def close(self) -> None:
         """Stop drift and the webhook worker (pending deliveries are dropped)."""
@@ -1168,32 +1133,14 @@ class ShopifySandbox:
         self.sender.close()
 
     # ----------------------------------------------------------------- stats
-    @staticmethod
-    def _empty_stats() -> dict[str, Any]:
-        return {"requests_by_shop": {}, "status_counts": {}, "rate_limited_429": 0, "fault_429": 0,
-                "unauthorized_401": 0}
-
-    def _record(self, shop: str | None, status: int, *, rate_limited: bool = False, fault_429: bool = False) -> None:
-        with self._stats_lock:
-            s = self._stats
-            if shop is not None:
-                s["requests_by_shop"][shop] = s["requests_by_shop"].get(shop, 0) + 1
-            s["status_counts"][str(status)] = s["status_counts"].get(str(status), 0) + 1
-            s["rate_limited_429"] += rate_limited
-            s["fault_429"] += fault_429
-            s["unauthorized_401"] += status == 401
-
     def stats(self) -> dict[str, Any]:
-        with self._stats_lock:
-            s = json.loads(json.dumps(self._stats))
-        s["total_429"] = s["rate_limited_429"] + s["fault_429"]
+        s = self._requests.snapshot()
         s["faults_injected"] = self.faults.snapshot()["injected"]
         s["deliveries"] = self.sender.stats()
         return s
 
     def reset_stats(self) -> None:
-        with self._stats_lock:
-            self._stats = self._empty_stats()
+        self._requests.reset()
         self.sender.reset_stats()
 
     # ------------------------------------------------------------------- API
@@ -1227,11 +1174,11 @@ class ShopifySandbox:
         with self._lock:
             data = self._shops.get(domain)
         if data is None or version not in self.api_versions:
-            self._record(None, 404)
+            self._requests.record(None, 404)
             return _json(NOT_FOUND, 404)
         token = request.headers.get("x-shopify-access-token", "")
         if not hmac.compare_digest(token.encode(), data.access_token.encode()):
-            self._record(domain, 401)
+            self._requests.record(domain, 401)
             return _json(UNAUTHORIZED, 401)
         allowed, used = data.bucket.take()
         headers = {CALL_LIMIT_HEADER: f"{used}/{data.bucket.size}", "X-Shopify-API-Version": version,
@@ -1239,16 +1186,16 @@ class ShopifySandbox:
         throttled = {"errors": f"Exceeded {data.bucket.leak_per_second:g} calls per second for api client. "
                                "Reduce request rates to resume uninterrupted service."}
         if not allowed:
-            self._record(domain, 429, rate_limited=True)
+            self._requests.record(domain, 429, rate_limited=True)
             return _json(throttled, 429, {**headers, "Retry-After": "2.0"})
         fault = self.faults.decide()
         if fault == "429":  # not counted: the header may well say the bucket is nearly empty
             headers[CALL_LIMIT_HEADER] = f"{data.bucket.refund()}/{data.bucket.size}"
             retry = self.fault_retry_after or str(self.faults.retry_after_seconds)
-            self._record(domain, 429, fault_429=True)
+            self._requests.record(domain, 429, fault_429=True)
             return _json(throttled, 429, {**headers, "Retry-After": retry})
         if fault in ("500", "503"):
-            self._record(domain, int(fault))
+            self._requests.record(domain, int(fault))
             message = "Internal Server Error" if fault == "500" else "Service Unavailable"
             return _json({"errors": message}, int(fault), headers)
         raw = await request.body() if request.method in ("POST", "PUT") else b""
@@ -1256,12 +1203,12 @@ class ShopifySandbox:
             status, payload, extra = self._dispatch(request, data, version, request.path_params["rest"], raw)
         except _ApiError as exc:
             status, payload, extra = exc.status, exc.payload, {}
-        body = _dumps(payload)
+        body = dumps(payload)
         if fault == "truncated":
             body = body[: len(body) // 2]
         elif fault == "invalid_json":
             body = _GARBAGE_BODY
-        self._record(domain, status)
+        self._requests.record(domain, status)
         return Response(body, status, headers={**headers, **extra}, media_type="application/json; charset=utf-8")
 
     def _dispatch(self, request: Request, data: ShopData, version: str, rest: str,
@@ -1459,31 +1406,9 @@ class ShopifySandbox:
         return w
 
     # --------------------------------------------------------------- control
-    def _control(self, handler: Callable[..., Any]):
-        """Control plane: no auth, but loopback clients only."""
-
-        async def endpoint(request: Request) -> Response:
-            if not _is_loopback_client(request):
-                return JSONResponse({"error": "sandbox control endpoints are loopback-only"}, 403)
-            body: Any = {}
-            if request.method == "POST":
-                raw = await request.body()
-                if raw.strip():
-                    try:
-                        body = json.loads(raw)
-                    except ValueError:
-                        return JSONResponse({"error": "body must be JSON"}, 400)
-                if not isinstance(body, dict):
-                    return JSONResponse({"error": "body must be a JSON object"}, 400)
-            try:
-                result = await run_in_threadpool(handler, request, body)
-            except KeyError as exc:
-                return JSONResponse({"error": str(exc.args[0]) if exc.args else "not found"}, 404)
-            except (TypeError, ValueError) as exc:
-                return JSONResponse({"error": str(exc)}, 400)
-            return JSONResponse(result)
-
-        return endpoint
+    def _control(self, handler: ControlHandler):
+        """Control plane (see `control_endpoint`); handlers here take the request and body."""
+        return control_endpoint(handler)
 
     def _ctl_health(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         return {"status": "ok", "provider": "shopify", "api_version": self.api_version, "shops": self.shops}
@@ -1594,7 +1519,7 @@ class ShopifySandbox:
         shop, topic, payload = body.get("shop"), body.get("topic"), body.get("body")
         if not isinstance(shop, str) or not isinstance(topic, str):
             raise ValueError("shop and topic are required")
-        raw = payload.encode() if isinstance(payload, str) else _dumps(payload)
+        raw = payload.encode() if isinstance(payload, str) else dumps(payload)
         headers = body.get("headers") or {}
         if not isinstance(headers, dict):
             raise ValueError("headers must be an object")
@@ -1616,14 +1541,12 @@ class ShopifySandbox:
 
 
 def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> Response:
-    return Response(_dumps(payload), status, headers=headers, media_type="application/json; charset=utf-8")
+    return Response(dumps(payload), status, headers=headers, media_type="application/json; charset=utf-8")
 
 
 # ------------------------------------------------------------------------------ CLI
 def main(argv: list[str] | None = None) -> int:
-    import uvicorn
-
-    from sync_pipelines.sandbox.server import _bind, _config, _loopback_host
+    from sync_pipelines.sandbox.server import loopback_host, serve_foreground
 
     parser = argparse.ArgumentParser(prog="python -m sync_pipelines.sandbox.shopify",
                                      description="Serve a Shopify Admin REST sandbox until Ctrl-C.")
@@ -1643,29 +1566,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift-seconds", type=float, default=0.0, help="mutate every shop this often (0 = static)")
     args = parser.parse_args(argv)
 
-    host = _loopback_host(args.host)
+    loopback_host(args.host)  # refuse a non-loopback host before generating any data
     sandbox = ShopifySandbox(seed=args.seed, api_version=args.api_version, bucket_size=args.bucket_size,
                              leak_per_second=args.leak_per_second, app_secret=args.app_secret)
     names = [name.strip() for name in args.shops.split(",") if name.strip()]
     for name in names:
         sandbox.add_shop(f"{name}.myshopify.com", f"{TOKEN_PREFIX}{name}", orders=args.orders,
                          customers=args.customers, products=args.products, timezone=args.timezone)
-    sock = _bind(host, args.port)
-    port = sock.getsockname()[1]
-    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    if args.drift_seconds > 0:
-        sandbox.start_drift(args.drift_seconds)
-    print(f"Shopify sandbox on {url}", flush=True)
-    for name in names:
-        print(f"  shop {name}.myshopify.com: X-Shopify-Access-Token {TOKEN_PREFIX}{name} "
-              f"(base {url}/shops/{name}.myshopify.com/admin/api/{args.api_version})", flush=True)
-    try:
-        uvicorn.Server(_config(sandbox.app, host, port)).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
-        pass
-    finally:
-        sandbox.close()
-        sock.close()
+
+    def announce(url: str) -> None:
+        if args.drift_seconds > 0:
+            sandbox.start_drift(args.drift_seconds)
+        print(f"Shopify sandbox on {url}", flush=True)
+        for name in names:
+            print(f"  shop {name}.myshopify.com: X-Shopify-Access-Token {TOKEN_PREFIX}{name} "
+                  f"(base {url}/shops/{name}.myshopify.com/admin/api/{args.api_version})", flush=True)
+
+    serve_foreground(sandbox.app, args.host, args.port, announce=announce, on_exit=sandbox.close)
     return 0
 
 
