@@ -169,10 +169,14 @@ def run_ours(job: dict[str, Any]) -> dict[str, Any]:
     run_config = {**QUIET_RUN_CONFIG,
                   "ops": {"replication__orders": {"config": {"full_refresh": job["scenario"] == "full_populated"}}}}
     started = time.perf_counter()
-    result = dg.materialize(
-        [asset], instance=dg.DagsterInstance.ephemeral(), run_config=run_config,
-        resources={"app_db": AppDatabase(url=job["dest_url"]), "source_db": SourceDatabase(url=job["source_url"])},
-    )
+    # One instance across the scenarios, as in production: each run sees the previous ones'
+    # materializations (the incremental runs derive their row count from the last one).
+    Path(job["dagster_home"]).mkdir(exist_ok=True)
+    with dg.DagsterInstance.local_temp(job["dagster_home"]) as instance:
+        result = dg.materialize(
+            [asset], instance=instance, run_config=run_config,
+            resources={"app_db": AppDatabase(url=job["dest_url"]), "source_db": SourceDatabase(url=job["source_url"])},
+        )
     wall = time.perf_counter() - started
     event = result.get_asset_materialization_events()[0]
     meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
@@ -182,6 +186,7 @@ def run_ours(job: dict[str, Any]) -> dict[str, Any]:
         "inserted": meta["rows_inserted"], "updated": meta["rows_updated"], "unchanged": meta["rows_unchanged"],
         "path": meta["path"], "copy_seconds": meta["copy_seconds"], "write_seconds": meta["write_seconds"],
         "read_scope": meta["read_scope"], "rss_after_imports_mb": rss_after_imports, "step_retries": retries,
+        "row_count_from": meta.get("row_count_from"),
     }
 
 
@@ -300,7 +305,8 @@ class Bench:
     def run(self, variant: str, scenario: str) -> dict[str, Any]:
         self.settle()
         job = {"variant": variant, "scenario": scenario, "source_url": self.source_url,
-               "dest_url": self.dest_url, "budget_seconds": self.budget}
+               "dest_url": self.dest_url, "budget_seconds": self.budget,
+               "dagster_home": str(self.work / "dagster_home")}
         print(f"  {scenario:<18} {variant:<13}", end="", flush=True)
         wal_before = self.wal_position()
         log = self.work / f"{scenario}-{variant}.log"
