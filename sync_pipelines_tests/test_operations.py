@@ -15,6 +15,7 @@ def work(context):
     if context.op_config["fail"]:
         raise ValueError("bad credentials for store")
     context.log_event(dg.AssetMaterialization("orders", metadata={"records_inserted": 7, "records_updated": 2}))
+    context.log_event(dg.AssetMaterialization("replica", metadata={"rows_inserted": 3, "rows_updated": 0}))
 
 
 @dg.job
@@ -53,7 +54,7 @@ def test_status_report_from_run_storage(unique):
         launch(instance, broken, fail=False)
         launch(instance, broken, fail=True)
         rows = {r.account: r for r in status_report(instance, days=1)}
-        assert rows[ok].runs == 2 and rows[ok].success_rate == 1.0 and rows[ok].records_written == 18
+        assert rows[ok].runs == 2 and rows[ok].success_rate == 1.0 and rows[ok].records_written == 24
         assert rows[broken].failures == 1 and rows[broken].success_rate == 0.5
         assert rows[broken].last_failure == "ValueError: bad credentials for store"
         assert rows[broken].last_failure_at >= rows[broken].last_success_at

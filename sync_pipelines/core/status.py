@@ -64,7 +64,8 @@ def _records_written(instance: dg.DagsterInstance, run_id: str) -> int:
     total = 0
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
         meta = record.dagster_event.event_specific_data.materialization.metadata
-        for key in ("records_inserted", "records_updated"):
+        # API syncs report records_*, replication reports rows_*.
+        for key in ("records_inserted", "records_updated", "rows_inserted", "rows_updated"):
             value = meta.get(key)
             total += int(value.value) if value is not None else 0
     return total
