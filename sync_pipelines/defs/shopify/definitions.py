@@ -9,13 +9,14 @@ from sync_pipelines.defs.shopify.assets import (
 )
 from sync_pipelines.defs.shopify.cleanup import cleanup_job
 from sync_pipelines.defs.shopify.client import ShopifyClient
-from sync_pipelines.defs.shopify.management import manage_webhooks_job, webhooks_health
+from sync_pipelines.defs.shopify.management import manage_webhooks_job, webhooks_health, webhooks_health_job
 from sync_pipelines.defs.shopify.schedules import schedules
 from sync_pipelines.defs.shopify.sensors import apply_job, sensors
 
 defs = dg.Definitions(
     assets=[*sync_assets, carts, checkouts, daily_metrics, webhooks_health],
-    jobs=[orders_customers_job, products_job, analytics_job, cleanup_job, manage_webhooks_job, apply_job],
+    jobs=[orders_customers_job, products_job, analytics_job, cleanup_job, manage_webhooks_job, apply_job,
+          webhooks_health_job],
     schedules=schedules,
     sensors=sensors,
     resources={

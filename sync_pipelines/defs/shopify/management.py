@@ -138,3 +138,9 @@ def webhooks_health(context: dg.AssetExecutionContext, app_db: AppDatabase, shop
     yield dg.AssetCheckResult(check_name="deliveries_flowing", passed=oldest <= 600,
                               severity=dg.AssetCheckSeverity.WARN,
                               metadata={"oldest_pending_age_seconds": float(oldest)})
+
+
+webhooks_health_job = dg.define_asset_job(
+    "shopify_webhooks_health", selection=[webhooks_health], executor_def=dg.in_process_executor,
+    tags={"sync/provider": PROVIDER},
+)
