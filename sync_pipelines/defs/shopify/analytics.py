@@ -1,5 +1,8 @@
 """Daily shop metrics computed in SQL from the synced orders (no data leaves the database).
 
+Days are the shop's own calendar days (its IANA time zone from `shop.json`), as a merchant
+reads "orders on Monday".
+
 Recomputed in full per shop (an aggregate over the shop's orders), so late edits, cancellations
 and deletes of old orders are reflected; the upsert rewrites only days whose figures changed, and
 days that no longer have orders are removed.
@@ -11,7 +14,7 @@ import psycopg
 
 _REFRESH = """
 WITH live AS (
-    SELECT order_id, customer_id, total_price, (created_at AT TIME ZONE 'UTC')::date AS day
+    SELECT order_id, customer_id, total_price, (created_at AT TIME ZONE %(timezone)s)::date AS day
     FROM shopify.orders
     WHERE account = %(account)s AND deleted_at IS NULL AND cancelled_at IS NULL
 ),
@@ -53,14 +56,16 @@ SELECT (SELECT count(*) FROM per_day), (SELECT count(*) FROM written), (SELECT c
 """
 
 
-def refresh_daily_metrics(conn: psycopg.Connection, account: str) -> dict[str, Any]:
+def refresh_daily_metrics(conn: psycopg.Connection, account: str, timezone: str = "UTC") -> dict[str, Any]:
     with conn.transaction():
-        days, written, removed, orders, revenue = conn.execute(_REFRESH, {"account": account}).fetchone()
+        days, written, removed, orders, revenue = conn.execute(
+            _REFRESH, {"account": account, "timezone": timezone}).fetchone()
     return {
         "days": int(days),
         "days_written": int(written),
         "days_removed": int(removed),
         "orders": int(orders),
         "revenue": float(revenue),
+        "timezone": timezone,
         "dagster/row_count": int(days),
     }

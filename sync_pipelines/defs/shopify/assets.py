@@ -10,7 +10,7 @@ from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.defs.shopify import tables
 from sync_pipelines.defs.shopify.analytics import refresh_daily_metrics
-from sync_pipelines.defs.shopify.client import PROVIDER
+from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient
 
 shops = dg.DynamicPartitionsDefinition(name="shopify_shops")
 
@@ -48,16 +48,18 @@ checkouts = dg.AssetSpec(
     deps=[orders, customers],
     kinds={"sql", "postgres", "shopify"},
     owners=["team:data-eng"],
-    description="Per shop and UTC day: orders, revenue, average order value, new vs returning customers.",
+    description="Per shop and local day: orders, revenue, average order value, new vs returning customers.",
     tags={"sync/provider": PROVIDER},
     pool=PROVIDER,
     freshness_policy=freshness_for(timedelta(hours=1)),
 )
-def daily_metrics(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
+def daily_metrics(context: dg.AssetExecutionContext, app_db: AppDatabase, shopify: ShopifyClient) -> dg.MaterializeResult:
     account = require_account(app_db, PROVIDER, context.partition_key)
+    with shopify.session(account) as session:
+        timezone = session.shop().get("iana_timezone") or "UTC"
     with app_db.connect() as conn:
         ensure_tables(conn, [tables.ORDERS, tables.DAILY_METRICS])
-        summary = refresh_daily_metrics(conn, account.account)
+        summary = refresh_daily_metrics(conn, account.account, timezone)
     return dg.MaterializeResult(metadata=summary)
 
 

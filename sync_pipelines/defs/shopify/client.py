@@ -39,6 +39,10 @@ class ShopifySession:
     def products(self, since: datetime | None = None) -> Pages:
         return self._list("products", since)
 
+    def shop(self) -> dict[str, Any]:
+        """The shop's settings (`iana_timezone`, currency, plan) from `shop.json`."""
+        return self.http.get_json("shop.json")["shop"]
+
     def ids(self, resource: str) -> Iterator[int]:
         """Every id that exists upstream now (for reconciliation): 250 ids per call."""
         extra = {"status": "any"} if resource == "orders" else {}

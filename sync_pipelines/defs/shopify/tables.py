@@ -106,7 +106,7 @@ DAILY_METRICS = sa.Table(
     "daily_metrics",
     metadata,
     sa.Column("account", sa.Text, primary_key=True),
-    sa.Column("day", sa.Date, primary_key=True, comment="UTC day of the order's created_at"),
+    sa.Column("day", sa.Date, primary_key=True, comment="the shop's local day of the order's created_at"),
     sa.Column("orders", sa.Integer, nullable=False),
     sa.Column("revenue", sa.Numeric, nullable=False, comment="sum of total_price, cancelled excluded"),
     sa.Column("average_order_value", sa.Numeric),

@@ -110,13 +110,14 @@ def test_daily_metrics_match_the_orders(shopify_sandbox, shopify_client, instanc
     expected: dict = {}
     first_day: dict = {}
     live = [o for o in shopify_sandbox.records(shop, "orders") if not o["cancelled_at"]]
+    shop_zone = ZoneInfo("America/New_York")  # the sandbox shop's iana_timezone: days are local
     for o in live:
-        day = parse_instant(o["created_at"]).astimezone(ZoneInfo("UTC")).date()
+        day = parse_instant(o["created_at"]).astimezone(shop_zone).date()
         cid = (o.get("customer") or {}).get("id")
         if cid:
             first_day[cid] = min(first_day.get(cid, day), day)
     for o in live:
-        day = parse_instant(o["created_at"]).astimezone(ZoneInfo("UTC")).date()
+        day = parse_instant(o["created_at"]).astimezone(shop_zone).date()
         entry = expected.setdefault(day, {"orders": 0, "revenue": 0.0, "new": set(), "returning": set()})
         entry["orders"] += 1
         entry["revenue"] += float(o["total_price"])
