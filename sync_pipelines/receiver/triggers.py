@@ -1,4 +1,4 @@
-"""Who may start a job from outside, and how we know: pure functions, standard library only.
+"""Who may start a job from outside, and how we know: pure functions (standard library and `core.headers`).
 
 `POST /triggers/<job>` is authenticated one of two ways:
 
@@ -33,6 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from sync_pipelines.core.headers import header
 
 PROVIDER = "trigger"  # the inbox's provider for external triggers (core.triggers uses the same)
 TOPIC = "trigger"
@@ -122,16 +124,6 @@ class TriggerConfig:
         if not self.public_url:
             return request_url
         return self.public_url.rstrip("/") + path + (f"?{query}" if query else "")
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value, case-insensitively, stripped; None when absent or empty."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    value = value.strip() if value is not None else None
-    return value or None
 
 
 _B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

@@ -1,4 +1,4 @@
-"""How Shopify signs and names its webhooks: pure functions, standard library only.
+"""How Shopify signs and names its webhooks: pure functions (standard library and `core.headers`).
 
 Shopify signs the raw request body with HMAC-SHA256 under the app's client secret and sends it
 base64-encoded in `X-Shopify-Hmac-Sha256`. Secrets rotate, so the receiver accepts the current
@@ -12,6 +12,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+
+from sync_pipelines.core.headers import header
 
 PROVIDER = "shopify"
 
@@ -66,16 +68,6 @@ def verify(body: bytes, header_value: str | None, secrets: Sequence[str]) -> boo
 def secrets_from_env(environ: Mapping[str, str]) -> list[str]:
     """The current secret, then the previous one during a rotation; empty values are ignored."""
     return [value for name in (SECRET_ENV, PREVIOUS_SECRET_ENV) if (value := environ.get(name, "").strip())]
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value, case-insensitively, stripped; None when absent or empty."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    value = value.strip() if value is not None else None
-    return value or None
 
 
 def account(headers: Mapping[str, str]) -> str | None:
