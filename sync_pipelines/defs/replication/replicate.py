@@ -37,6 +37,9 @@ LOCK_NAMESPACE = 7_202_612
 STAGING = sql.Identifier("_replication_stage")
 BULK_LOAD = "bulk_load"  # empty destination: COPY straight into the table, indexes after
 UPSERT = "staging_upsert"
+# Where unchanged staged rows are recognised (see `_upsert`).
+COMPARE_IN_CONFLICT = "on_conflict"
+COMPARE_BY_JOIN = "join_first"
 _CURSOR_TYPES = re.compile(r"^(timestamp(\(\d\))? with(out)? time zone|date)$")
 
 
@@ -47,6 +50,7 @@ class ReplicationReport:
     spec: TableSpec
     source_database: str
     path: str = UPSERT
+    compare: str = ""
     copy_format: str = "binary"
     read_scope: str = ""
     rows_read: int = 0
@@ -156,7 +160,12 @@ def _apply(dest: psycopg.Connection, spec: TableSpec, source: TableDef, target: 
         report.indexes_rebuilt = len(dropped) + (1 if report.table_created else 0)
         report.inserted = staged
         return
-    report.inserted, report.updated = dest.execute(_upsert(source, target)).fetchone()
+    # A whole-table read stages mostly unchanged rows: find them by a join first, because
+    # ON CONFLICT DO UPDATE locks (and so WAL-logs) every conflicting row, even one its WHERE
+    # then skips. An incremental read stages mostly changed rows: the conflict clause is cheaper.
+    report.compare = COMPARE_BY_JOIN if report.read_since is None else COMPARE_IN_CONFLICT
+    upsert = _upsert(source, target, join_first=report.compare == COMPARE_BY_JOIN)
+    report.inserted, report.updated = dest.execute(upsert).fetchone()
     report.unchanged = staged - report.inserted - report.updated
     if spec.propagate_deletes:
         dest.execute(sql.SQL("ANALYZE {}").format(STAGING))  # temp tables get no autovacuum stats
@@ -276,40 +285,64 @@ def _copy(src: psycopg.Connection, dest: psycopg.Connection, source: TableDef, i
         return out_cursor.rowcount, in_cursor.rowcount
 
 
-def _upsert(source: TableDef, target: TableDef) -> sql.Composed:
-    """Insert new keys, update changed rows, leave identical rows untouched (no new row version)."""
+def _upsert(source: TableDef, target: TableDef, *, join_first: bool) -> sql.Composed:
+    """Insert new keys, update changed rows, leave identical rows untouched (no new row version).
+
+    `join_first` passes on only the staged rows that are new or differ from the table (an outer
+    join), so identical rows are not even locked; the conflict clause keeps its own guard.
+    """
     keys = set(source.primary_key)
     non_keys = [c for c in source.columns if c.name not in keys]
     if non_keys:
-        action = sql.SQL("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
+        action = sql.SQL("DO UPDATE SET {} WHERE {}").format(
             sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c.ident) for c in non_keys),
-            sql.SQL(", ").join(_compared("t", c) for c in non_keys),
-            sql.SQL(", ").join(_compared("EXCLUDED", c) for c in non_keys),
+            _differs("t", "EXCLUDED", non_keys),
         )
     else:
         action = sql.SQL("DO NOTHING")
+    rows = sql.SQL("SELECT {} FROM {} AS s").format(
+        sql.SQL(", ").join(sql.SQL("s.") + c.ident for c in source.columns), STAGING
+    )
+    if join_first:
+        first_key = sql.Identifier(source.primary_key[0])
+        rows += sql.SQL(" LEFT JOIN {} AS o ON {} WHERE o.{} IS NULL").format(
+            target.ident, _key_match("o", "s", source.primary_key), first_key
+        )
+        if non_keys:
+            rows += sql.SQL(" OR ") + _differs("o", "s", non_keys)
     return sql.SQL(
         "WITH written AS ("
-        " INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage}"
+        " INSERT INTO {target} AS t ({cols}) {rows}"
         " ON CONFLICT ({keys}) {action}"
         " RETURNING (xmax = 0) AS inserted)"
         " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
     ).format(
         target=target.ident,
         cols=_column_list(source.columns),
-        stage=STAGING,
+        rows=rows,
         keys=sql.SQL(", ").join(map(sql.Identifier, source.primary_key)),
         action=action,
     )
 
 
+def _differs(left: str, right: str, columns: list[Column]) -> sql.Composed:
+    return sql.SQL("({}) IS DISTINCT FROM ({})").format(
+        sql.SQL(", ").join(_compared(left, c) for c in columns),
+        sql.SQL(", ").join(_compared(right, c) for c in columns),
+    )
+
+
+def _key_match(left: str, right: str, keys: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL(" AND ").join(
+        sql.SQL("{}.{} = {}.{}").format(sql.Identifier(left), sql.Identifier(k), sql.Identifier(right), sql.Identifier(k))
+        for k in keys
+    )
+
+
 def _delete_missing(source: TableDef, target: TableDef) -> sql.Composed:
     """Full mode with propagate_deletes: rows whose key the source no longer has (anti-join)."""
-    match = sql.SQL(" AND ").join(
-        sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in source.primary_key
-    )
     return sql.SQL("DELETE FROM {} AS t WHERE NOT EXISTS (SELECT FROM {} AS s WHERE {})").format(
-        target.ident, STAGING, match
+        target.ident, STAGING, _key_match("s", "t", source.primary_key)
     )
 
 

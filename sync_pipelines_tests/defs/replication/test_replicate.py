@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from sync_pipelines.core import cursors
-from sync_pipelines.defs.replication.replicate import BULK_LOAD, UPSERT
+from sync_pipelines.defs.replication.replicate import BULK_LOAD, COMPARE_BY_JOIN, COMPARE_IN_CONFLICT, UPSERT
 from sync_pipelines.defs.replication.schema import ReplicationError
 
 from .conftest import count, rows, xmins
@@ -147,6 +147,33 @@ def test_incremental_writes_changes_only_and_leaves_other_rows_untouched(src, de
     again = run(orders)
     assert (again.inserted, again.updated) == (0, 0) and again.unchanged == again.rows_read
     assert xmins(dest, orders.destination, "id") == after
+
+
+def test_whole_table_compare_does_not_even_lock_unchanged_rows(src, dest, orders, items, run, table_spec):
+    """ON CONFLICT DO UPDATE … WHERE locks (and WAL-logs) every conflicting row, even one it then
+    skips; a whole-table read must leave identical rows as they are, row version and all."""
+    full_items = table_spec("public.order_items", mode="full")
+    run(orders)
+    run(full_items)
+    src.execute("UPDATE public.orders SET status = 'refunded' WHERE id = 3")  # updated_at kept: full refresh
+    src.execute("UPDATE public.order_items SET quantity = 42 WHERE order_id = 7 AND line_no = 1")
+    src.execute("INSERT INTO public.order_items VALUES (900, 1, 'SKU-n', 1, 1.00)")
+    # An upserted row keeps its lock in xmax; an untouched one has none.
+    locked = "SELECT array_agg(({}) ORDER BY 1)::text FROM {} WHERE xmax::text <> '0'"
+
+    refreshed = run(orders, full_refresh=True)
+    compared = run(full_items)
+
+    assert refreshed.compare == compared.compare == COMPARE_BY_JOIN
+    assert (refreshed.inserted, refreshed.updated, refreshed.unchanged) == (0, 1, 299)
+    assert (compared.inserted, compared.updated, compared.unchanged) == (1, 1, 299)
+    assert dest.execute(locked.format("id", orders.destination)).fetchone()[0] == "{3}"
+    assert dest.execute(locked.format("order_id, line_no", full_items.destination)).fetchone()[0] == (
+        '{"(7,1)"}')
+    assert rows(dest, orders.destination, "id") == rows(src, "public.orders", "id")
+    assert rows(dest, full_items.destination, "order_id, line_no") == rows(
+        src, "public.order_items", "order_id, line_no")
+    assert run(orders).compare == COMPARE_IN_CONFLICT  # an incremental read: mostly changed rows
 
 
 def test_incremental_overlap_rereads_rows_committed_late_at_the_boundary(src, dest, orders, run):
