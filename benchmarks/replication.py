@@ -35,7 +35,7 @@ Variants, each run in a **fresh subprocess** so its peak RSS is its own:
 - ``raw``: hand-written psycopg with the same plan and nothing else (the limit): binary COPY out →
   binary COPY in (straight into a table created in the same transaction, FREEZE, primary key
   after; else into a temp staging table and one ``INSERT … ON CONFLICT … WHERE … IS DISTINCT
-  FROM``, fed on a whole-table read only the staged rows a join finds new or different),
+  FROM``, fed only the staged rows a primary-key probe finds new or different),
   high-water mark stored in the same transaction.
 - ``naive``: a server-side cursor fetching 1,000 rows at a time and ``executemany`` of an
   ``INSERT … ON CONFLICT DO UPDATE`` (no change guard: every existing row is rewritten, as the
@@ -132,12 +132,13 @@ WITH written AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
 
-# A whole-table read: only staged rows that are new or differ reach the upsert (ON CONFLICT would
-# lock, and WAL-log, every identical row too) — the same plan as ours.
+# Only staged rows that are new or differ reach the upsert (ON CONFLICT would lock, and WAL-log,
+# every identical row too), one primary-key probe each — the same plan as ours.
 UPSERT_CHANGED_FROM_STAGING = UPSERT_FROM_STAGING.replace(
     f"SELECT {COLUMNS} FROM stage",
     "SELECT " + ", ".join(f"s.{c}" for c in COLUMNS.split(", ")) + " FROM stage AS s"
-    " LEFT JOIN raw.orders AS o ON o.id = s.id WHERE o.id IS NULL"
+    " LEFT JOIN LATERAL (SELECT * FROM raw.orders AS o WHERE o.id = s.id LIMIT 1) AS o ON true"
+    " WHERE o.id IS NULL"
     " OR (o.customer_id, o.status, o.amount, o.attributes, o.note, o.created_at, o.updated_at)"
     " IS DISTINCT FROM (s.customer_id, s.status, s.amount, s.attributes, s.note, s.created_at, s.updated_at)",
 )
@@ -253,8 +254,7 @@ def run_raw(job: dict[str, Any]) -> dict[str, Any]:
             dst.execute("ALTER TABLE raw.orders ADD PRIMARY KEY (id)")
             inserted = rows_read
         else:
-            upsert = UPSERT_CHANGED_FROM_STAGING if since is None else UPSERT_FROM_STAGING
-            inserted, updated = dst.execute(upsert).fetchone()
+            inserted, updated = dst.execute(UPSERT_CHANGED_FROM_STAGING).fetchone()
         dst.execute("INSERT INTO raw.cursor VALUES ('orders', %s) ON CONFLICT (name) DO UPDATE"
                     " SET value = greatest(raw.cursor.value, EXCLUDED.value)", (high_water,))
         dst.commit()

@@ -140,7 +140,9 @@ def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profil
                 profiler.disable()
         return result, time.perf_counter() - started
 
+    wal_before = _wal_lsn()
     result, wall = in_worker_thread(sync)
+    wal_mb = _wal_mb_since(wal_before)
     # A step retried by the RetryPolicy would inflate wall time and split the counts: say so.
     step_retries = sum(1 for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY")
     if step_retries:
@@ -166,8 +168,25 @@ def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profil
         "http_429s": int(_sum(per_asset, "http_429s")),
         "retries": int(_sum(per_asset, "retries")),
         "client_wait_seconds": round(_sum(per_asset, "wait_seconds"), 3),
+        "wal_mb": wal_mb,
         "per_asset": per_asset,
     }
+
+
+def _wal_lsn() -> str:
+    """The app database's WAL position (the whole cluster's: nothing else writes to it here)."""
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def _wal_mb_since(position: str) -> float:
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        written = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (position,)).fetchone()[0]
+    return round(float(written) / 1e6, 1)
 
 
 def table_counts(account: str) -> dict[str, int]:
@@ -346,7 +365,10 @@ def print_table(results: dict[str, Any]) -> None:
             ("  full sync: records/s (wall)", first["records_per_second_wall"]),
             ("  full sync: API calls", first["api_calls"]),
             ("  full sync: peak RSS of this process (MB)", first["peak_rss_mb"]),
+            ("  full sync: WAL written (MB)", first["wal_mb"]),
             ("  no-change sync: wall time (s)", second["wall_seconds"]),
+            ("  no-change sync: sync steps (s)", second["sync_step_seconds"]),
+            ("  no-change sync: WAL written (MB)", second["wal_mb"]),
             ("  no-change sync: API calls", second["api_calls"]),
             ("  no-change sync: rows written", second["rows_written"]),
             ("  peak RSS after both runs (MB)", second["peak_rss_mb"]),

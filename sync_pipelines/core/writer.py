@@ -2,9 +2,10 @@
 
 `COPY` is the fastest way into PostgreSQL; the upsert's `IS DISTINCT FROM` guard means a record
 that did not change is not rewritten (no dead tuple, no `synced_at` bump), which is what makes a
-no-change incremental run write 0 rows. A row never overwrites a newer one: when both sides carry
-the provider's updated-at, an older incoming version is skipped (webhooks may have written a newer
-version already). Call `write_batch` inside the caller's transaction, so the cursor that covers
+no-change incremental run write 0 rows. Such rows are dropped by a join before they reach
+`ON CONFLICT`, which would otherwise lock (and WAL-log) each of them. A row never overwrites a
+newer one: when both sides carry the provider's updated-at, an older incoming version is skipped
+(webhooks may have written a newer version already). Call `write_batch` inside the caller's transaction, so the cursor that covers
 the batch commits with it.
 """
 
@@ -57,33 +58,51 @@ class UpsertWriter:
             "CREATE TEMP TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
         ).format(stage=self._staging, target=target)
         self._copy = sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(stage=self._staging, cols=cols)
-        guard = sql.SQL("({old}) IS DISTINCT FROM ({new})").format(
-            old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in non_keys),
-            new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_keys),
-        )
-        if "source_updated_at" in self.columns:
-            guard += sql.SQL(
-                " AND (t.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL"
-                " OR EXCLUDED.source_updated_at >= t.source_updated_at)"
-            )
         assignments = sql.SQL(", ").join(
             [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in non_keys]
             + [sql.SQL("synced_at = now()")]
         )
+        # Only rows that are new or would be written reach ON CONFLICT, which locks (and WAL-logs)
+        # every conflicting row, even one its WHERE then skips: an unchanged page stays untouched.
+        first_key = sql.Identifier(self.keys[0])
         self._upsert = sql.SQL(
             "WITH written AS ("
-            " INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage}"
+            " INSERT INTO {target} AS t ({cols})"
+            " SELECT {staged} FROM {stage} AS s"
+            # LATERAL … LIMIT 1: one primary-key probe per staged row, whatever the statistics say
+            # (a hash join would scan the whole table for every page of a sync).
+            " LEFT JOIN LATERAL (SELECT * FROM {target} AS o WHERE {match} LIMIT 1) AS o ON true"
+            " WHERE o.{first_key} IS NULL OR ({prefilter})"
             " ON CONFLICT ({keys}) DO UPDATE SET {assignments} WHERE {guard}"
             " RETURNING (xmax = 0) AS inserted)"
             " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
         ).format(
             target=target,
             cols=cols,
+            staged=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in self.columns),
             stage=self._staging,
+            match=sql.SQL(" AND ").join(sql.SQL("o.{0} = s.{0}").format(sql.Identifier(k)) for k in self.keys),
+            first_key=first_key,
+            prefilter=self._guard("o", "s", non_keys),
             keys=sql.SQL(", ").join(sql.Identifier(k) for k in self.keys),
             assignments=assignments,
-            guard=guard,
+            guard=self._guard("t", "EXCLUDED", non_keys),
         )
+
+    def _guard(self, old: str, new: str, non_keys: list[str]) -> sql.Composed:
+        """Write the new version only if it differs and is not older (aliases are constants)."""
+
+        def ref(alias: str, column: str) -> sql.Composed:
+            return sql.SQL(alias + ".") + sql.Identifier(column)
+
+        guard = sql.SQL("({}) IS DISTINCT FROM ({})").format(
+            sql.SQL(", ").join(ref(old, c) for c in non_keys),
+            sql.SQL(", ").join(ref(new, c) for c in non_keys),
+        )
+        if "source_updated_at" in self.columns:
+            at_old, at_new = ref(old, "source_updated_at"), ref(new, "source_updated_at")
+            guard += sql.SQL(" AND ({} IS NULL OR {} IS NULL OR {} >= {})").format(at_old, at_new, at_new, at_old)
+        return guard
 
     def write_batch(self, conn: psycopg.Connection, rows: Sequence[tuple]) -> WriteCounts:
         """Upsert `rows`; must run inside a transaction (the staging table lives until commit)."""

@@ -46,6 +46,25 @@ def test_insert_update_unchanged_counts(conn, unique):
     assert conn.execute(f"SELECT name FROM t_{unique}.items WHERE item_id = 2").fetchone() == ("renamed",)
 
 
+def test_unchanged_and_older_rows_are_not_even_locked(conn, unique):
+    """ON CONFLICT DO UPDATE locks every conflicting row before its WHERE skips it (a WAL record,
+    a dirtied page, a wait for a concurrent webhook apply); only rows to be written may get there."""
+    table = make_table(unique)
+    ensure_tables(conn, [table])
+    write(conn, table, "a", [rec(i) for i in range(1, 6)])
+    conn.execute(f"VACUUM t_{unique}.items")
+    pages_before = conn.execute(f"SELECT ctid::text, item_id FROM t_{unique}.items ORDER BY item_id").fetchall()
+
+    counts = write(conn, table, "a", [rec(1), rec(2, modified="2025-12-31T00:00:00Z", name="older"),
+                                      rec(3, name="changed", modified="2026-01-02T00:00:00Z"), rec(6)])
+
+    assert (counts.inserted, counts.updated, counts.unchanged) == (1, 1, 2)
+    locked = conn.execute(f"SELECT item_id FROM t_{unique}.items WHERE xmax::text <> '0' ORDER BY 1").fetchall()
+    assert locked == [(3,)]  # the updated row carries its lock; untouched rows carry none
+    after = dict(conn.execute(f"SELECT item_id, ctid::text FROM t_{unique}.items").fetchall())
+    assert all(after[item] == ctid for ctid, item in pages_before if item != 3)
+
+
 def test_accounts_never_collide(conn, unique):
     table = make_table(unique)
     ensure_tables(conn, [table])

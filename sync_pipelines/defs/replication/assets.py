@@ -96,7 +96,6 @@ def report_metadata(report: ReplicationReport) -> dict[str, Any]:
         "destination": dg.MetadataValue.text(spec.destination),
         "mode": dg.MetadataValue.text(spec.mode),
         "path": dg.MetadataValue.text(report.path),
-        "unchanged_rows_found_by": dg.MetadataValue.text(report.compare or "n/a (bulk load)"),
         "copy_format": dg.MetadataValue.text(report.copy_format),
         "read_scope": dg.MetadataValue.text(report.read_scope),
         "rows_read": dg.MetadataValue.int(report.rows_read),
