@@ -8,6 +8,7 @@ ever dropped. DDL runs under an advisory lock so concurrent runs cannot race eac
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterable
 
@@ -51,14 +52,18 @@ def normalize_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
+_PASSWORD_PARAM = re.compile(r"(?i)(?<![\w-])(password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]*)")
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password removed, for logs and metadata."""
+    """The connection string with every password removed, for logs and metadata: the URL's
+    userinfo, and `password=` / `sslpassword=` in a URL's query or a key=value conninfo."""
     scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    userinfo, _, host = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{sep}{user}@{host}"
+    if sep and "@" in rest.split("?", 1)[0]:
+        userinfo, _, host = rest.partition("?")[0].rpartition("@")
+        query = rest.partition("?")[2]
+        rest = f"{userinfo.split(':', 1)[0]}@{host}" + (f"?{query}" if query else "")
+    return scheme + sep + _PASSWORD_PARAM.sub(r"\1=***", rest) if sep else _PASSWORD_PARAM.sub(r"\1=***", url)
 
 
 def ensure_tables(conn: psycopg.Connection, tables: Iterable[sa.Table]) -> None:

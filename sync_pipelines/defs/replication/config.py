@@ -20,6 +20,7 @@ import yaml
 DEFAULT_CONFIG = Path(__file__).with_name("replication.yaml")
 DEFAULT_DESTINATION_SCHEMA = "replica"
 DEFAULT_OVERLAP_MINUTES = 10
+MAX_OVERLAP_MINUTES = 7 * 24 * 60  # a week; NaN and infinity fail this test too
 MODES = ("incremental", "full")
 TOP_LEVEL_KEYS = {"destination_schema", "tables"}
 TABLE_KEYS = {
@@ -145,8 +146,8 @@ def _parse_table(entry: Any, position: int, default_schema: str, problems: list[
     if mode == "full" and cursor_column is not None:
         problems.append(f"{label}: `cursor_column` only applies to incremental mode (full compares every row)")
     overlap = entry.get("overlap_minutes", DEFAULT_OVERLAP_MINUTES)
-    if isinstance(overlap, bool) or not isinstance(overlap, int | float) or overlap < 0:
-        problems.append(f"{label}: `overlap_minutes` must be a number >= 0, got {overlap!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, int | float) or not 0 <= overlap <= MAX_OVERLAP_MINUTES:
+        problems.append(f"{label}: `overlap_minutes` must be a number from 0 to {MAX_OVERLAP_MINUTES}, got {overlap!r}")
         overlap = DEFAULT_OVERLAP_MINUTES
     if "overlap_minutes" in entry and mode == "full":
         problems.append(f"{label}: `overlap_minutes` only applies to incremental mode")
@@ -200,4 +201,4 @@ def _qualified(value: Any, default_schema: str | None) -> tuple[str, str] | None
 
 
 def _is_identifier(value: Any) -> bool:
-    return isinstance(value, str) and bool(_IDENTIFIER.match(value))
+    return isinstance(value, str) and bool(_IDENTIFIER.fullmatch(value))  # `$` would allow a "\n"

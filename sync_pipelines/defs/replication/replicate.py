@@ -29,7 +29,7 @@ from sync_pipelines.core.database import ensure_tables, redact_url
 from sync_pipelines.defs.replication.config import TableSpec
 from sync_pipelines.defs.replication.schema import (
     Column, ReplicationError, TableDef, add_columns, add_primary_key, check_compatible, create_table,
-    is_empty, read_table, secondary_indexes, unique_keys,
+    is_empty, read_table, relax_not_null, secondary_indexes, unique_keys,
 )
 
 # Arbitrary constant: first half of the two-int advisory lock taken per destination table.
@@ -56,9 +56,11 @@ class ReplicationReport:
     deleted: int = 0
     cursor_before: datetime | None = None
     cursor_after: datetime | None = None
+    held_back_to: datetime | None = None
     read_since: datetime | None = None
     table_created: bool = False
     columns_added: list[str] = field(default_factory=list)
+    not_null_dropped: list[str] = field(default_factory=list)
     destination_only_columns: list[str] = field(default_factory=list)
     indexes_rebuilt: int = 0
     copy_seconds: float = 0.0
@@ -94,14 +96,19 @@ def replicate(
     ensure_tables(dest, [cursors.CURSORS])
     _ensure_schema(dest, spec.destination_schema)
     with dest.transaction():
-        # One sync per destination table at a time; a second run waits, then sees the first's work.
-        dest.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_NAMESPACE, spec.destination))
-        with source_snapshot(source_url) as src:
+        _pin_text_formats(dest)
+        # One sync per destination table at a time; a second run waits, then sees the first's work
+        # (so a row count carried over from before the wait would be stale: it counts again).
+        lock_args = (LOCK_NAMESPACE, spec.destination)
+        if not dest.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", lock_args).fetchone()[0]:
+            dest.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_args)
+            known_rows = None
+        with source_snapshot(source_url, lock=(spec.source_schema, spec.source_table)) as src:
             source = _read_source(src, spec, report.source_database)
             target, empty = _prepare_destination(dest, spec, source, report, bulk_load)
             report.path = BULK_LOAD if bulk_load and empty else UPSERT
             since = _read_since(dest, spec, report, full_refresh=full_refresh, empty=empty)
-            high_water = _high_water(src, spec, since) if spec.mode == "incremental" else None
+            high_water = _high_water(src, spec, since, report) if spec.mode == "incremental" else None
             say(f"{spec.source} → {spec.destination}: {report.path}, {report.read_scope}")
             copy_started = time.monotonic()
             dropped: list[tuple[str, str]] = []
@@ -129,7 +136,8 @@ def replicate(
             cursors.save(dest, spec.stream, spec.destination, high_water)
         report.cursor_after = max(filter(None, (high_water, report.cursor_before)), default=None)
         report.write_seconds = time.monotonic() - write_started
-    unchanged_shape = report.path == UPSERT and not (report.table_created or report.columns_added)
+    unchanged_shape = report.path == UPSERT and not (
+        report.table_created or report.columns_added or report.not_null_dropped)
     report.table = target if unchanged_shape else read_table(dest, spec.destination_schema, spec.destination_table)
     if unchanged_shape and spec.mode == "incremental" and known_rows is not None:
         report.table_rows = known_rows + report.inserted
@@ -158,21 +166,45 @@ def _apply(dest: psycopg.Connection, spec: TableSpec, source: TableDef, target: 
         return
     report.inserted, report.updated = dest.execute(_upsert(source, target)).fetchone()
     report.unchanged = staged - report.inserted - report.updated
-    if spec.propagate_deletes:
+    if spec.propagate_deletes and spec.mode == "full" and report.read_since is None:
+        # Only a whole-table read shows what the source no longer has.
         dest.execute(sql.SQL("ANALYZE {}").format(STAGING))  # temp tables get no autovacuum stats
         report.deleted = dest.execute(_delete_missing(source, target)).rowcount
 
 
 @contextmanager
-def source_snapshot(url: str) -> Iterator[psycopg.Connection]:
-    """A REPEATABLE READ, read-only transaction on the source: one consistent view of it."""
+def source_snapshot(url: str, lock: tuple[str, str] | None = None) -> Iterator[psycopg.Connection]:
+    """A REPEATABLE READ, read-only transaction on the source: one consistent view of it.
+
+    `lock` (schema, table) is locked in ACCESS SHARE mode *before* the snapshot is taken: TRUNCATE
+    is not MVCC-safe, so a snapshot taken before a TRUNCATE + reload commits would read the table
+    as empty (and a full run with delete propagation would empty the replica). With the lock first,
+    the run waits for such a transaction and then sees its result. Materialized views cannot be
+    locked and are read without it.
+    """
     with psycopg.connect(url, autocommit=True, application_name="sync-pipelines replication") as conn:
+        lockable = lock is not None and conn.execute(
+            "SELECT c.relkind IN ('r', 'p', 'v') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s", lock
+        ).fetchone() in ((True,),)
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
             # Cursor columns without a time zone are read as UTC.
             conn.execute("SET LOCAL TIME ZONE 'UTC'")
+            _pin_text_formats(conn)
+            if lockable:
+                conn.execute(sql.SQL("LOCK TABLE {}.{} IN ACCESS SHARE MODE").format(*map(sql.Identifier, lock)))
             yield conn
+
+
+def _pin_text_formats(conn: psycopg.Connection) -> None:
+    """Text COPY (user types) renders and parses values by session settings: pin the ones that
+    change text, on both sides, so a database's own defaults (DMY dates, short floats) cannot."""
+    conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+    conn.execute("SET LOCAL IntervalStyle = 'postgres'")
+    conn.execute("SET LOCAL extra_float_digits = 3")
+    conn.execute("SET LOCAL bytea_output = 'hex'")
 
 
 def _read_source(src: psycopg.Connection, spec: TableSpec, where: str) -> TableDef:
@@ -215,6 +247,10 @@ def _prepare_destination(
         assert target is not None
     known = {c.name for c in source.columns}
     report.destination_only_columns = [c.name for c in target.columns if c.name not in known]
+    report.not_null_dropped = relax_not_null(dest, source, target)
+    if report.not_null_dropped:
+        target = read_table(dest, spec.destination_schema, spec.destination_table)
+        assert target is not None
     return target, is_empty(dest, target)
 
 
@@ -241,10 +277,19 @@ def _read_since(dest: psycopg.Connection, spec: TableSpec, report: ReplicationRe
     return report.read_since
 
 
-def _high_water(src: psycopg.Connection, spec: TableSpec, since: datetime | None) -> datetime | None:
+def _high_water(src: psycopg.Connection, spec: TableSpec, since: datetime | None,
+                report: ReplicationReport) -> datetime | None:
     """The newest cursor value among the rows this run copies (same snapshot as the COPY), but
-    never past the source's clock: a row stamped in the future must not push the cursor ahead."""
-    query = sql.SQL("SELECT max({c})::timestamptz, now() FROM {t}").format(
+    never past the source's clock (a row stamped in the future must not push the cursor ahead),
+    nor past the start of the oldest transaction still writing to the source: its rows, stamped
+    around its start, commit later and must still be at or after (cursor − overlap) then. Seeing
+    other roles' transactions needs `pg_read_all_stats` (or `pg_monitor`) on the source; without
+    it only the overlap protects against transactions longer than the overlap."""
+    query = sql.SQL(
+        "SELECT max({c})::timestamptz, now(), (SELECT min(a.xact_start) FROM pg_stat_activity AS a"
+        " WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid() AND a.datname = current_database())"
+        " FROM {t}"
+    ).format(
         c=sql.Identifier(spec.cursor_column),
         t=sql.SQL("{}.{}").format(sql.Identifier(spec.source_schema), sql.Identifier(spec.source_table)),
     )
@@ -252,17 +297,29 @@ def _high_water(src: psycopg.Connection, spec: TableSpec, since: datetime | None
     if since is not None:
         query += sql.SQL(" WHERE {} >= %s").format(sql.Identifier(spec.cursor_column))
         params = (since,)
-    newest, now = src.execute(query, params).fetchone()
-    return None if newest is None else min(newest, now)
+    newest, now, oldest_writer = src.execute(query, params).fetchone()
+    if newest is None:
+        return None
+    high_water = min(newest, now)
+    if oldest_writer is not None and oldest_writer < high_water:
+        report.held_back_to = high_water = oldest_writer
+    return high_water
 
 
 def _copy(src: psycopg.Connection, dest: psycopg.Connection, source: TableDef, into: sql.Composable,
           cursor_column: str | None, since: datetime | None, *, binary: bool, freeze: bool) -> tuple[int, int]:
-    """Stream the source rows into `into`, block by block; returns (rows read, rows written)."""
+    """Stream the source rows into `into`, block by block; returns (rows read, rows written).
+
+    Rows whose cursor column is NULL have no place in the cursor order: an incremental read takes
+    them every time (the upsert skips them unless they changed), so none is left behind.
+    """
     select = sql.SQL("SELECT {} FROM {}").format(_column_list(source.columns), source.ident)
     params = None
     if since is not None:
+        column = source.column(cursor_column)
         select += sql.SQL(" WHERE {} >= %s").format(sql.Identifier(cursor_column))
+        if column is not None and not column.not_null:
+            select += sql.SQL(" OR {} IS NULL").format(sql.Identifier(cursor_column))
         params = (since,)  # COPY takes no server-side parameters: psycopg binds it client-side
     # Binary needs identical type OIDs on both sides: built-in types only; others go as text.
     options = sql.SQL("FORMAT BINARY" if binary else "FORMAT TEXT")
@@ -303,7 +360,9 @@ def _upsert(source: TableDef, target: TableDef) -> sql.Composed:
         rows += sql.SQL(" OR ") + _differs("o", "s", non_keys)
     return sql.SQL(
         "WITH written AS ("
-        " INSERT INTO {target} AS t ({cols}) {rows}"
+        # OVERRIDING SYSTEM VALUE: a replica keeps the source's values, also in a destination
+        # column declared GENERATED ALWAYS AS IDENTITY (COPY writes them as given anyway).
+        " INSERT INTO {target} AS t ({cols}) OVERRIDING SYSTEM VALUE {rows}"
         " ON CONFLICT ({keys}) {action}"
         " RETURNING (xmax = 0) AS inserted)"
         " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"

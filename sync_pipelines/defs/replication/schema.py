@@ -16,8 +16,13 @@ from psycopg import sql
 # OIDs below this are built into every PostgreSQL server, so their binary COPY format is identical
 # on both sides; user types (enums, domains, extensions) get their own OID per database.
 FIRST_USER_OID = 16384
-# Built-in types without a usable `=` (or whose `=` is not identity): compared as text.
-_NO_EQUALITY = {"json", "xml", "point", "lseg", "path", "box", "polygon", "line", "circle"}
+# Built-in types without a usable `=`, or whose `=` calls different values equal ('1 mon' =
+# '30 days' for interval): compared as text. So is a numeric without a declared scale, where
+# 1.0 = 1.00 although the replica would show a different value.
+_NO_EQUALITY = {
+    "json", "xml", "point", "lseg", "path", "box", "polygon", "line", "circle", "jsonpath",
+    "pg_snapshot", "txid_snapshot", "interval",
+}
 
 
 class ReplicationError(RuntimeError):
@@ -71,17 +76,19 @@ SELECT a.attname
 FROM pg_index i
 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = %s AND i.indisprimary
+WHERE i.indrelid = %s AND i.indisprimary AND k.position <= i.indnkeyatts  -- not INCLUDE columns
 ORDER BY k.position
 """
 
-# Unique, non-partial, plain-column indexes: any of them can arbitrate ON CONFLICT.
+# Unique, valid, non-partial, plain-column indexes: any of them can arbitrate ON CONFLICT
+# (key columns only: INCLUDE columns are not part of the uniqueness).
 _UNIQUE_KEYS = """
 SELECT array_agg(a.attname::text ORDER BY a.attname)
 FROM pg_index i
-CROSS JOIN LATERAL unnest(i.indkey) AS k(attnum)
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = %s AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+WHERE i.indrelid = %s AND i.indisunique AND i.indisvalid AND i.indimmediate
+  AND i.indpred IS NULL AND i.indexprs IS NULL AND k.position <= i.indnkeyatts
 GROUP BY i.indexrelid
 """
 
@@ -96,7 +103,7 @@ def read_table(conn: psycopg.Connection, schema: str, table: str) -> TableDef | 
     oid = rows[0][0]
     columns = tuple(
         Column(name=name, type=type_text, not_null=not_null, builtin=builtin,
-               comparable=builtin and base not in _NO_EQUALITY)
+               comparable=builtin and base not in _NO_EQUALITY and type_text not in ("numeric", "numeric[]"))
         for _, name, type_text, not_null, builtin, base in rows
     )
     key = tuple(r[0] for r in conn.execute(_PRIMARY_KEY, (oid,)))
@@ -144,6 +151,29 @@ def add_columns(conn: psycopg.Connection, table: TableDef, columns: list[Column]
         )
 
 
+def relax_not_null(conn: psycopg.Connection, source: TableDef, destination: TableDef) -> list[str]:
+    """Drop NOT NULL where the source can no longer fill the column: the source dropped the
+    constraint, or dropped the column (kept here, but new rows would have no value and no default).
+    Without this every later run fails on the first such row."""
+    known = {c.name: c for c in source.columns}
+    no_default = {
+        name for (name,) in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped"
+            " AND attnotnull AND NOT atthasdef AND attidentity = '' AND attgenerated = ''",
+            (destination.oid,),
+        )
+    }
+    relaxed = [
+        c.name for c in destination.columns
+        if c.not_null and c.name not in source.primary_key
+        and ((c.name in known and not known[c.name].not_null) or (c.name not in known and c.name in no_default))
+    ]
+    for name in relaxed:
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+            destination.ident, sql.Identifier(name)))
+    return relaxed
+
+
 def check_compatible(source: TableDef, destination: TableDef, unique: set[frozenset[str]]) -> list[Column]:
     """The source columns the destination lacks; raises if a shared column's type differs or the
     destination has no unique key on the source's primary key."""
@@ -167,11 +197,14 @@ def check_compatible(source: TableDef, destination: TableDef, unique: set[frozen
 
 
 def secondary_indexes(conn: psycopg.Connection, table: TableDef) -> list[tuple[str, str]]:
-    """(name, definition) of indexes not backing a constraint: safe to drop and rebuild."""
+    """(name, definition) of plain indexes that `pg_get_indexdef` recreates exactly: not backing a
+    constraint, not the replica identity or the CLUSTER index, no comment, default tablespace.
+    Others stay in place during a bulk load (and are maintained row by row)."""
     return conn.execute(
         "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x"
         " JOIN pg_class i ON i.oid = x.indexrelid"
-        " WHERE x.indrelid = %s"
+        " WHERE x.indrelid = %s AND x.indisvalid AND NOT x.indisreplident AND NOT x.indisclustered"
+        " AND i.reltablespace = 0 AND obj_description(x.indexrelid, 'pg_class') IS NULL"
         " AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = x.indexrelid)"
         " ORDER BY i.relname",
         (table.oid,),

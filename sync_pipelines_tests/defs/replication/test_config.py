@@ -61,7 +61,7 @@ def test_every_problem_is_reported_at_once_naming_the_table():
         "table public.carts: unknown key 'cursor_colum'",
         "table public.events: `propagate_deletes` needs mode 'full'",
         "table #5: `source` must be 'schema.table'",
-        "table public.x: `overlap_minutes` must be a number >= 0",
+        "table public.x: `overlap_minutes` must be a number from 0 to 10080",
     ):
         assert expected in message
 

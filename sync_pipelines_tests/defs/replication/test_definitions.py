@@ -145,8 +145,8 @@ def test_data_errors_fail_without_retries(tmp_path, src, dest, source_url, datab
     src.execute("CREATE TABLE public.a (id int PRIMARY KEY, v text)")
     src.execute("INSERT INTO public.a VALUES (1, 'x')")
     dest.execute(f"CREATE SCHEMA {schema}")
-    dest.execute(f"CREATE TABLE {schema}.a (id int PRIMARY KEY, v text, required text NOT NULL)")
-    dest.execute(f"INSERT INTO {schema}.a VALUES (2, 'y', 'kept')")  # not empty: the upsert path
+    dest.execute(f"CREATE TABLE {schema}.a (id int PRIMARY KEY, v text CONSTRAINT not_x CHECK (v <> 'x'))")
+    dest.execute(f"INSERT INTO {schema}.a VALUES (2, 'y')")  # not empty: the upsert path
     path = tmp_path / "one.yaml"
     path.write_text(f"destination_schema: {schema}\ntables:\n  - {{source: public.a, mode: full}}\n")
     with dg.instance_for_test() as instance:
@@ -157,4 +157,4 @@ def test_data_errors_fail_without_retries(tmp_path, src, dest, source_url, datab
     assert not result.success and "STEP_UP_FOR_RETRY" not in events
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "replication/a:" in failure.step_failure_data.error.message
-    assert "required" in failure.step_failure_data.error.message
+    assert "not_x" in failure.step_failure_data.error.message
