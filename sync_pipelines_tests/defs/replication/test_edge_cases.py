@@ -220,3 +220,29 @@ def test_config_refuses_trailing_newlines_and_non_finite_overlaps(tmp_path, entr
     path.write_text(f"tables:\n  - {entry}\n")
     with pytest.raises(ReplicationConfigError, match=problem):
         load_config(path)
+
+
+def test_a_run_that_waited_for_another_counts_its_rows_again(src, dest, database_url, table, run):
+    """The row count carried over from the last materialization is stale once another run has
+    written in between: a run that had to wait for the table's lock counts instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sync_pipelines.defs.replication.replicate import LOCK_NAMESPACE
+
+    run(table)
+    src.execute("INSERT INTO public.t SELECT i, now(), 'new' FROM generate_series(21, 25) i")
+    with psycopg.connect(database_url) as holder:  # both runs queue behind this lock
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_NAMESPACE, table.destination))
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(run, table, known_rows=20) for _ in range(2)]
+            deadline = time.monotonic() + 10
+            while dest.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                               " AND objid = hashtext(%s)::oid", (table.destination,)).fetchone()[0] < 2:
+                assert time.monotonic() < deadline, "the runs never queued"
+                time.sleep(0.02)
+            holder.commit()
+            reports = [f.result() for f in futures]
+
+    assert sorted(r.inserted for r in reports) == [0, 5]
+    assert [r.table_rows for r in reports] == [25, 25]
+    assert {r.table_rows_from for r in reports} == {"count(*)"}
