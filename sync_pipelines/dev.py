@@ -117,11 +117,14 @@ def _sandboxes(env: dict[str, str], stack: ExitStack, args: argparse.Namespace) 
 
 def _receiver(env: dict[str, str], stack: ExitStack, port: int) -> str:
     from sync_pipelines.receiver.app import create_app
-    from sync_pipelines.sandbox.server import serve_in_thread
+    from sync_pipelines.sandbox.server import base_url, serve_in_thread
 
     env.setdefault("SHOPIFY_WEBHOOK_SECRET", WEBHOOK_SECRET)
     env.setdefault("SYNC_AUTH_TOKEN", DEV_TRIGGER_TOKEN)
-    url = stack.enter_context(serve_in_thread(create_app(env["DATABASE_URL"], environ=env), port=port)).url
+    # QStash tokens are checked against the public URL: a tunnel's if one was set, else this address.
+    public_url = env.get("SYNC_RECEIVER_PUBLIC_URL") or base_url("127.0.0.1", port)
+    environ = dict(env, SYNC_RECEIVER_PUBLIC_URL=public_url)
+    url = stack.enter_context(serve_in_thread(create_app(env["DATABASE_URL"], environ=environ), port=port)).url
     env["SYNC_RECEIVER_PUBLIC_URL"] = url
     return url
 

@@ -20,6 +20,8 @@ from sync_pipelines.core.database import ensure_tables
 metadata = sa.MetaData()
 
 CADENCES = ("15min", "30min", "hourly", "6hourly", "daily")
+# Accounts that are hostnames (Shopify shop domains): the receiver lowercases them, so we store them so.
+LOWERCASE_PROVIDERS = frozenset({"shopify"})
 
 INTEGRATIONS = sa.Table(
     "integrations",
@@ -67,6 +69,11 @@ class Account:
 _FIELDS = "provider, account, display_name, active, credentials_env, sync_enabled, cadence, lookback_days"
 
 
+def normalise_account(provider: str, account: str) -> str:
+    """The account as stored: lowercase for hostname accounts, so webhooks find a mixed-case registration."""
+    return account.lower() if provider in LOWERCASE_PROVIDERS else account
+
+
 def upsert_account(
     conn: psycopg.Connection,
     provider: str,
@@ -81,6 +88,7 @@ def upsert_account(
 ) -> Account:
     if cadence not in CADENCES:
         raise ValueError(f"cadence must be one of {', '.join(CADENCES)}, not {cadence!r}")
+    display_name, account = display_name or account, normalise_account(provider, account)
     ensure_tables(conn, [INTEGRATIONS])
     with conn.transaction():
         conn.execute(
@@ -89,7 +97,7 @@ def upsert_account(
             " active = EXCLUDED.active, credentials_env = EXCLUDED.credentials_env,"
             " sync_enabled = EXCLUDED.sync_enabled, cadence = EXCLUDED.cadence,"
             " lookback_days = EXCLUDED.lookback_days, updated_at = now()",
-            (provider, account, display_name or account, active, credentials_env, sync_enabled,
+            (provider, account, display_name, active, credentials_env, sync_enabled,
              cadence, lookback_days),
         )
     found = get_account(conn, provider, account)
@@ -98,6 +106,7 @@ def upsert_account(
 
 
 def set_active(conn: psycopg.Connection, provider: str, account: str, active: bool) -> bool:
+    account = normalise_account(provider, account)
     ensure_tables(conn, [INTEGRATIONS])
     with conn.transaction():
         changed = conn.execute(

@@ -7,8 +7,9 @@ answers 200 too, so the provider stops retrying. Rejections are counted by reaso
 with `{"error": reason}` only. Database trouble answers 503, which providers retry.
 
 `POST /triggers/<job>` is the same pipeline for signed external triggers (QStash or a bearer
-token, rules in `triggers.py`): an allow-listed job, a verified request, one inbox row per message
-id (202 when new, 200 "duplicate" when replayed); the `external_triggers_sensor` launches the run.
+token, rules in `triggers.py`): an allow-listed job, a verified request (else 401, whatever the
+reason), one inbox row per job and message id (202 when new, 200 "duplicate" when replayed); the
+`external_triggers_sensor` launches the run.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ log = logging.getLogger("sync_pipelines.receiver")
 NEGATIVE_CACHE_SECONDS = 5.0  # an account connected a moment ago is accepted soon after
 MAX_CACHED_ACCOUNTS = 10_000
 DB_TIMEOUT_SECONDS = 5.0
+MAX_KEY_CHARS = 255  # account, delivery id, topic: indexed columns, and PostgreSQL caps index rows
 _ACTIVE_ACCOUNT = "SELECT active FROM sync.integrations WHERE provider = %s AND account = %s"
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
@@ -171,6 +173,12 @@ async def _accept(state: ReceiverState, spec: WebhookSpec, request: Request, max
     account, delivery_id, topic = spec.account(headers), spec.delivery_id(headers), spec.topic(headers)
     if not (account and delivery_id and topic):
         raise Rejected(400, "missing_headers", account)
+    if len(account) > MAX_KEY_CHARS:  # over-long keys would fail the insert (503) and be retried forever
+        raise Rejected(400, "bad_account")
+    if len(delivery_id) > MAX_KEY_CHARS:
+        raise Rejected(400, "bad_delivery_id", account)
+    if len(topic) > MAX_KEY_CHARS:
+        raise Rejected(400, "bad_topic", account)
     if topic not in spec.topics:
         raise Rejected(400, "unknown_topic", account)
     try:
@@ -200,13 +208,14 @@ async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, 
     """Verify a trigger and store it; the sensor launches the run. 202 new, 200 duplicate."""
     _check_declared_length(request, max_body_bytes)
     body = await _read_capped(request, max_body_bytes)
-    url = config.url_for(request.url.path, request.url.query, str(request.url))
+    url = config.url_for(request.url.path, request.url.query)
     verdict = triggers.authenticate(request.headers, body, url, config)
-    if not verdict.ok:  # our missing configuration is not the caller's fault: 503, retried later
-        raise Rejected(503 if verdict.reason == triggers.NOT_CONFIGURED else 401, verdict.reason)
-    delivery_id = verdict.message_id or str(uuid.uuid4())
-    if len(delivery_id) > triggers.MAX_ID_CHARS:
+    if not verdict.ok:  # unauthenticated is 401 even when our configuration is missing (startup warns)
+        raise Rejected(401, verdict.reason)
+    message_id = verdict.message_id or str(uuid.uuid4())
+    if len(message_id) > triggers.MAX_ID_CHARS:
         raise Rejected(400, "bad_delivery_id")
+    delivery_id = f"{job}:{message_id}"  # per job: one Idempotency-Key sent to two jobs is two triggers
     payload = _json_object_text(body, None) if body.strip() else "{}"
     try:
         pool = await state.start()
@@ -259,7 +268,8 @@ def create_app(
     when a delivery has waited longer than `SYNC_INBOX_MAX_AGE_SECONDS` (900).
 
     Triggers read `SYNC_AUTH_TOKEN`, `QSTASH_CURRENT_SIGNING_KEY`, `QSTASH_NEXT_SIGNING_KEY`,
-    `SYNC_RECEIVER_PUBLIC_URL` and `SYNC_TRIGGER_JOBS` (default `replication_sync`) from `environ`.
+    `SYNC_RECEIVER_PUBLIC_URL` (required for QStash) and `SYNC_TRIGGER_JOBS` (default
+    `replication_sync`) from `environ`.
     """
     started_at = time.monotonic()
     max_inbox_age = float(environ.get("SYNC_INBOX_MAX_AGE_SECONDS", "900"))
@@ -273,8 +283,11 @@ def create_app(
             log.warning("no webhook secret configured for %s: its deliveries get 503", name)
     trigger_config = triggers.TriggerConfig.from_env(environ)
     if not (trigger_config.bearer_token or trigger_config.signing_keys):
-        log.warning("no trigger credentials configured (%s, %s): triggers get 401/503",
+        log.warning("no trigger credentials configured (%s, %s): triggers get 401",
                     triggers.BEARER_TOKEN_ENV, triggers.QSTASH_CURRENT_KEY_ENV)
+    elif trigger_config.signing_keys and not trigger_config.public_url:
+        log.warning("QStash signing keys are set but %s is not: QStash triggers get 401 (the URL QStash"
+                    " signed cannot be checked)", triggers.PUBLIC_URL_ENV)
 
     async def webhook(request: Request) -> JSONResponse:
         spec = PROVIDERS.get(request.path_params["provider"])

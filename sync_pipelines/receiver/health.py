@@ -19,13 +19,14 @@ _HEARTBEATS = (
 
 
 def dagster_storage_url(environ: Mapping[str, str]) -> str | None:
+    """Dagster's storage as a URL; every part percent-encoded (`safe=""`: a '/' in a password too)."""
     host, db = environ.get("DAGSTER_PG_HOST"), environ.get("DAGSTER_PG_DB")
     if not host or not db:
         return None
-    user = quote(environ.get("DAGSTER_PG_USERNAME", "postgres"))
+    user = quote(environ.get("DAGSTER_PG_USERNAME", "postgres"), safe="")
     password = environ.get("DAGSTER_PG_PASSWORD")
-    auth = f"{user}:{quote(password)}" if password else user
-    return f"postgresql://{auth}@{host}:{environ.get('DAGSTER_PG_PORT', '5432')}/{quote(db)}"
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    return f"postgresql://{auth}@{host}:{environ.get('DAGSTER_PG_PORT', '5432')}/{quote(db, safe='')}"
 
 
 async def check_dagster(environ: Mapping[str, str], timeout: float = 2.0) -> dict:

@@ -5,11 +5,14 @@
 * **QStash** (Upstash's scheduler): when an `Upstash-Signature` header is present, it must be an
   HS256 JWT signed with `QSTASH_CURRENT_SIGNING_KEY` or `QSTASH_NEXT_SIGNING_KEY` (both are tried,
   so a key rotation never drops a message), with `iss` "Upstash", `sub` the URL QStash was told
-  to call, `exp`/`nbf` honoured with a small leeway, and `body` the base64url SHA-256 of the raw
-  body (QStash pads it with `=`; with or without is accepted). The header `Upstash-Message-Id`
-  (same on every retry of a message) is the de-duplication key.
+  to call, `exp`/`nbf` honoured with a small leeway, `body` the base64url SHA-256 of the raw
+  body (QStash pads it with `=`; with or without is accepted) and a `jti`. The header
+  `Upstash-Message-Id` (same on every retry of a message) is the de-duplication key (per job).
+  `sub` is compared with `SYNC_RECEIVER_PUBLIC_URL` + path, never with the request's Host: one
+  account's signing keys sign for all its destinations, so without a public URL QStash requests
+  are refused.
 * **Bearer**: otherwise `Authorization: Bearer <SYNC_AUTH_TOKEN>`, for people and scripts; an
-  optional `Idempotency-Key` header de-duplicates their retries.
+  optional `Idempotency-Key` header de-duplicates their retries (per job).
 
 Why HS256 by hand and not PyJWT: only one algorithm is ever accepted here, so verifying is a
 dozen lines of `hmac` over the first two segments; fixing the algorithm (rather than reading it
@@ -28,9 +31,10 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +79,7 @@ NOT_YET_VALID = "not_yet_valid"
 WRONG_ISSUER = "wrong_issuer"
 WRONG_URL = "wrong_url"
 BODY_MISMATCH = "body_mismatch"
+MISSING_JTI = "missing_jti"
 NOT_CONFIGURED = "not_configured"
 
 
@@ -100,10 +105,13 @@ def _fail(reason: str, source: str | None) -> Verdict:
 
 @dataclass(frozen=True)
 class TriggerConfig:
-    """Trigger settings read once from the environment; empty values count as unset."""
+    """Trigger settings read once from the environment; empty values count as unset.
 
-    bearer_token: str | None
-    signing_keys: tuple[str, ...]
+    The secrets stay out of `repr`, so they never reach logs or tracebacks.
+    """
+
+    bearer_token: str | None = field(repr=False)
+    signing_keys: tuple[str, ...] = field(repr=False)
     public_url: str | None
     jobs: frozenset[str]
 
@@ -118,11 +126,14 @@ class TriggerConfig:
         return cls(bearer_token=value(BEARER_TOKEN_ENV), signing_keys=keys,
                    public_url=value(PUBLIC_URL_ENV), jobs=frozenset(job for job in jobs if job))
 
-    def url_for(self, path: str, query: str, request_url: str) -> str:
-        """The URL QStash was told to call (its `sub` claim): the public base URL + path (+ query),
-        because behind a proxy the Host we see is not the public one; else the request's own URL."""
+    def url_for(self, path: str, query: str) -> str | None:
+        """The URL QStash was told to call (its `sub` claim): the public base URL + path (+ query).
+
+        None without a public URL: the request's Host is the sender's to choose, so it cannot say
+        which URL a token was signed for (and QStash requests are then refused).
+        """
         if not self.public_url:
-            return request_url
+            return None
         return self.public_url.rstrip("/") + path + (f"?{query}" if query else "")
 
 
@@ -151,7 +162,18 @@ def _hs256(key: str, signing_input: bytes) -> bytes:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A claim time as a finite timestamp `datetime` can hold, else None.
+
+    JSON allows NaN (which never compares as expired) and integers too large for a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+        datetime.fromtimestamp(number, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def verify_bearer(authorization: str | None, token: str | None) -> Verdict:
@@ -172,7 +194,7 @@ def verify_bearer(authorization: str | None, token: str | None) -> Verdict:
 def verify_qstash(
     signature: str | None,
     body: bytes,
-    url: str,
+    url: str | None,
     signing_keys: Sequence[str],
     *,
     message_id: str | None = None,
@@ -181,32 +203,36 @@ def verify_qstash(
 ) -> Verdict:
     """Check an `Upstash-Signature` JWT against the raw `body` and the URL it was sent to.
 
-    The signature is checked first (under every key, so timing does not reveal which matched);
-    only then are the claims trusted enough to be read: time window, issuer, URL, body hash.
+    The signature over the raw segments is checked first (under every key, so timing does not
+    reveal which matched); no JSON is parsed before it matches, so a forged token cannot reach
+    the parser. Then the claims: time window, issuer, URL, body hash, `jti`. `url` None (no
+    public URL configured) refuses every token.
     """
     if not signature:
         return _fail(MISSING_CREDENTIALS, QSTASH)
-    if not signing_keys:
+    if not signing_keys or not url:
         return _fail(NOT_CONFIGURED, QSTASH)
     token = signature.strip()
     parts = token.split(".")
     if len(token) > MAX_TOKEN_CHARS or len(parts) != 3:
         return _fail(BAD_SIGNATURE, QSTASH)
-    header_segment, claims_segment, signature_segment = parts
-    try:
-        received = _b64url_decode(signature_segment)
-        jose_header = json.loads(_b64url_decode(header_segment))
-        claims = json.loads(_b64url_decode(claims_segment))
-    except ValueError:  # includes JSONDecodeError and UnicodeDecodeError
-        return _fail(BAD_SIGNATURE, QSTASH)
-    # The algorithm is fixed, never taken from the token: "none" or RS256 tricks cannot apply.
-    if not isinstance(jose_header, dict) or jose_header.get("alg") != "HS256" or not isinstance(claims, dict):
+    header_segment, claims_segment, _ = parts
+    try:  # base64 only (this also keeps the signing input ASCII); JSON waits for the signature
+        header_bytes, claims_bytes, received = (_b64url_decode(part) for part in parts)
+    except ValueError:
         return _fail(BAD_SIGNATURE, QSTASH)
     signing_input = f"{header_segment}.{claims_segment}".encode("ascii")
     matched = False
     for key in signing_keys:
         matched |= hmac.compare_digest(_hs256(key, signing_input), received)
     if not matched:
+        return _fail(BAD_SIGNATURE, QSTASH)
+    try:
+        jose_header, claims = json.loads(header_bytes), json.loads(claims_bytes)
+    except (ValueError, RecursionError):  # ValueError includes JSONDecodeError and UnicodeDecodeError
+        return _fail(BAD_SIGNATURE, QSTASH)
+    # The algorithm is fixed, never taken from the token: "none" or RS256 tricks cannot apply.
+    if not isinstance(jose_header, dict) or jose_header.get("alg") != "HS256" or not isinstance(claims, dict):
         return _fail(BAD_SIGNATURE, QSTASH)
 
     now = time.time() if now is None else now
@@ -224,9 +250,11 @@ def verify_qstash(
         claimed_hash.rstrip("=").encode("utf-8"), body_hash(body).encode("ascii")
     ):
         return _fail(BODY_MISMATCH, QSTASH)
+    token_id = claims.get("jti")
+    if not isinstance(token_id, str) or not token_id:  # without it a token could be replayed freely
+        return _fail(MISSING_JTI, QSTASH)
 
     issued = _number(claims.get("iat"))
-    token_id = claims.get("jti") if isinstance(claims.get("jti"), str) else None
     return Verdict(
         ok=True,
         source=QSTASH,
@@ -237,12 +265,13 @@ def verify_qstash(
 
 
 def authenticate(
-    headers: Mapping[str, str], body: bytes, url: str, config: TriggerConfig, *, now: float | None = None
+    headers: Mapping[str, str], body: bytes, url: str | None, config: TriggerConfig, *, now: float | None = None
 ) -> Verdict:
     """QStash rules when an `Upstash-Signature` header is present, else bearer rules.
 
-    A request carrying a QStash signature is judged by it alone: a bad signature is not rescued by
-    a bearer token sent alongside, so the two schemes never weaken each other.
+    `url` is `config.url_for(...)` (None without a public URL). A request carrying a QStash
+    signature is judged by it alone: a bad signature is not rescued by a bearer token sent
+    alongside, so the two schemes never weaken each other.
     """
     signature = header(headers, SIGNATURE_HEADER)
     if signature is not None:

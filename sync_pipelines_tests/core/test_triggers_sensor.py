@@ -39,6 +39,20 @@ def instance():
         yield ephemeral
 
 
+@pytest.fixture
+def sweep_now(conn, monkeypatch):
+    """Sweep at once; swept rows stay pending until their run exists, so settle this module's leftovers."""
+    def settle():
+        inbox.ensure_inbox_tables(conn)
+        conn.execute("UPDATE sync.inbox SET processed_at = now(), run_id = 'test' WHERE provider = 'trigger'"
+                     " AND account = ANY(%s) AND processed_at IS NULL", (["replication_sync_test", "other_sync_test"],))
+
+    monkeypatch.setattr(core_triggers, "SWEEP_AFTER", timedelta(0))
+    settle()
+    yield
+    settle()
+
+
 def tick(instance, cursor):
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"app_db": AppDatabase()}) as context:
         return sensor(context)
@@ -103,15 +117,33 @@ def test_triggers_for_jobs_the_sensor_does_not_launch_are_marked_processed(insta
     assert processed(conn, stranger_id) == (True, "sensor")
 
 
-def test_a_trigger_the_cursor_stepped_over_is_swept(instance, conn, monkeypatch):
+def test_a_trigger_the_cursor_stepped_over_is_swept(instance, conn, sweep_now):
     start = newest_id(conn)
     late_id, late = append(conn, "replication_sync_test")
     # As if a slower insert committed after a higher id was read: cursor already past it, still pending.
-    monkeypatch.setattr(core_triggers, "SWEEP_AFTER", timedelta(0))
     result = tick(instance, str(late_id))
     assert [r.run_key for r in result.run_requests] == [f"trigger:{late}"]
-    assert result.cursor == str(late_id) and processed(conn, late_id)[0]
+    assert result.cursor == str(late_id)
     assert start < late_id
+
+
+def test_a_swept_trigger_is_requested_until_its_run_exists(instance, conn, sweep_now):
+    """A lost tick result (timeout, code server restart) re-runs the old cursor: the swept row must
+    not be lost, so it stays pending until Dagster has a run with its run key."""
+    late_id, late = append(conn, "replication_sync_test")
+    for _ in range(2):  # the first result never reached Dagster; the tick is evaluated again
+        result = tick(instance, str(late_id))
+        assert [r.run_key for r in result.run_requests] == [f"trigger:{late}"]
+        assert processed(conn, late_id) == (False, None)
+    replication_job.execute_in_process(instance=instance, tags={"dagster/run_key": f"trigger:{late}"})
+    result = tick(instance, str(late_id))
+    assert not result.run_requests and processed(conn, late_id) == (True, "sensor")
+
+
+def test_a_swept_trigger_for_an_unknown_job_is_marked_processed(instance, conn, sweep_now):
+    stranger_id, _ = append(conn, "not_a_job_here")
+    assert not tick(instance, str(stranger_id)).run_requests
+    assert processed(conn, stranger_id) == (True, "sensor")
 
 
 def test_empty_inbox_skips(instance, conn):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 
 import dagster as dg
+import pytest
 import requests
 from dagster._daemon.types import DaemonHeartbeat
+from psycopg.conninfo import conninfo_to_dict
 
 from sync_pipelines.receiver.app import create_app
-from sync_pipelines.receiver.health import REQUIRED_DAEMONS
+from sync_pipelines.receiver.health import REQUIRED_DAEMONS, dagster_storage_url
 from sync_pipelines.sandbox.server import serve_in_thread
 
 
@@ -46,3 +48,14 @@ def test_health_reports_daemon_heartbeats_from_dagster_storage(database_url, dag
 def test_health_without_dagster_storage_configured_checks_the_rest(database_url):
     status, body = health(database_url, {"SHOPIFY_WEBHOOK_SECRET": "x"})
     assert status == 200 and body["checks"]["dagster"] == {"status": "not_configured"}
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "a/b@c:d?e#f%g h", "p@ss/w?rd/"])
+def test_storage_url_keeps_any_password_intact(password):
+    """A '/' left unescaped ends the authority early: /health would be unhealthy for ever."""
+    url = dagster_storage_url({"DAGSTER_PG_HOST": "db.internal", "DAGSTER_PG_PORT": "6543",
+                               "DAGSTER_PG_DB": "dag/ster", "DAGSTER_PG_USERNAME": "us/er",
+                               "DAGSTER_PG_PASSWORD": password})
+    parsed = conninfo_to_dict(url)
+    assert (parsed["user"], parsed["password"], parsed["host"], parsed["port"], parsed["dbname"]) == (
+        "us/er", password, "db.internal", "6543", "dag/ster")

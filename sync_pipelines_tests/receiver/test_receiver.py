@@ -3,6 +3,7 @@ that a 200 means the delivery is already in `sync.inbox`."""
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -136,6 +137,30 @@ def test_unknown_or_inactive_shop_is_403(receiver, conn, unique):
 def test_shop_domain_is_matched_case_insensitively(receiver, shop):
     body = order()
     assert post(receiver, body, headers_for(shop.upper(), body)).status_code == 200
+
+
+def test_a_shop_registered_in_mixed_case_receives_its_webhooks(receiver, conn, unique):
+    typed = f"Mixed-{unique}.MyShopify.com"
+    upsert_account(conn, "shopify", typed, credentials_env="SHOPIFY_TOKEN_TEST")
+    body = order()
+    response = post(receiver, body, headers_for(typed, body))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("field", ["delivery_id", "account"])
+def test_over_long_keys_are_400_not_retried_forever(receiver, conn, shop, field):
+    """Random text no index row can hold: the insert would fail, answer 503 and be retried for ever."""
+    body = order()
+    long = secrets.token_urlsafe(6000)
+    headers = headers_for(long if field == "account" else shop, body,
+                          delivery_id=long if field == "delivery_id" else None)
+    reason = f"bad_{field}"
+    before = rejections(conn, reason)
+    response = post(receiver, body, headers)
+    assert (response.status_code, response.json()) == (400, {"error": reason})
+    assert rejections(conn, reason) == before + 1
+    assert conn.execute("SELECT count(*) FROM sync.inbox WHERE provider = 'shopify' AND delivery_id = %s",
+                        (long,)).fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])

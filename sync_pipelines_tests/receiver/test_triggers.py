@@ -10,12 +10,17 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 import uuid
+from contextlib import ExitStack
 
 import pytest
 import requests
 
+from sync_pipelines import dev
+from sync_pipelines.core import inbox
+from sync_pipelines.core.embedded import _free_port
 from sync_pipelines.receiver import triggers
 from sync_pipelines.receiver.app import create_app
 from sync_pipelines.receiver.triggers import TriggerConfig, authenticate, verify_bearer, verify_qstash
@@ -42,17 +47,20 @@ def b64url(data: bytes, pad: bool = False) -> str:
 
 def qstash_token(body: bytes, *, key: str = CURRENT_KEY, url: str = URL, iss: str = "Upstash",
                  now: float | None = None, exp_in: float = 300, nbf_in: float = 0, body_hash: str | None = None,
-                 alg: str = "HS256", drop: tuple[str, ...] = ()) -> str:
+                 alg: str = "HS256", drop: tuple[str, ...] = (), claims: dict | None = None,
+                 header_json: bytes | None = None) -> str:
     now = time.time() if now is None else now
     header = {"alg": alg, "typ": "JWT"}
     claims = {
         "iss": iss, "sub": url, "exp": int(now + exp_in), "nbf": int(now + nbf_in), "iat": int(now),
         "jti": f"jwt_{uuid.uuid4().hex}",
         "body": body_hash if body_hash is not None else b64url(hashlib.sha256(body).digest(), pad=True),
+        **(claims or {}),
     }
     for name in drop:
         claims.pop(name)
-    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    header_segment = b64url(header_json if header_json is not None else json.dumps(header).encode())
+    signing_input = f"{header_segment}.{b64url(json.dumps(claims).encode())}"
     signature = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(signature)}"
 
@@ -133,6 +141,70 @@ def test_garbage_tokens_are_bad_signature(garbage):
     assert check(garbage).reason == "bad_signature"
 
 
+NESTED = b"[" * 5000  # deep enough for RecursionError in json.loads, well under MAX_TOKEN_CHARS
+
+
+def test_deeply_nested_token_json_is_bad_signature_not_a_crash():
+    forged = f"{b64url(NESTED)}.{b64url(b'{}')}.{b64url(b'sig')}"
+    assert len(forged) < triggers.MAX_TOKEN_CHARS
+    assert check(forged).reason == "bad_signature"
+    signed = qstash_token(b"{}", header_json=NESTED)  # even with a valid signature
+    assert check(signed, b"{}").reason == "bad_signature"
+
+
+def test_no_json_is_parsed_before_the_signature_matches(monkeypatch):
+    parsed = []
+    real = json.loads
+    monkeypatch.setattr(triggers.json, "loads", lambda text, *a, **k: parsed.append(text) or real(text, *a, **k))
+    assert check(qstash_token(b"{}", key="not-a-signing-key"), b"{}").reason == "bad_signature"
+    assert parsed == []
+    assert check(qstash_token(b"{}"), b"{}").ok and len(parsed) == 2
+
+
+@pytest.mark.parametrize("claims", [{"jti": 123}, {"jti": ""}, {"jti": None}, None],
+                         ids=["number", "empty", "null", "absent"])
+def test_signed_token_without_a_string_jti_is_refused(claims):
+    body = b"{}"
+    token = qstash_token(body, claims=claims) if claims else qstash_token(body, drop=("jti",))
+    verdict = check(token, body, message_id="msg_1")
+    assert (verdict.ok, verdict.reason) == (False, "missing_jti")
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [({"exp": float("nan")}, "expired"), ({"exp": float("inf")}, "expired"), ({"exp": 10**400}, "expired"),
+     ({"exp": 1e300}, "expired"), ({"nbf": float("nan")}, "not_yet_valid"),
+     ({"nbf": 10**400}, "not_yet_valid")],
+    ids=["exp_nan", "exp_inf", "exp_huge_int", "exp_year_beyond_9999", "nbf_nan", "nbf_huge_int"],
+)
+def test_non_finite_or_out_of_range_times_are_refused(claims, reason):
+    body = b"{}"
+    assert check(qstash_token(body, claims=claims), body).reason == reason
+
+
+@pytest.mark.parametrize("iat", [float("nan"), float("-inf"), 10**400, -1e300])
+def test_unusable_iat_is_ignored_not_a_crash(iat):
+    body = b"{}"
+    verdict = check(qstash_token(body, claims={"iat": iat}), body)
+    assert verdict.ok and verdict.issued_at is None
+
+
+def test_without_a_public_url_qstash_is_not_configured():
+    body = b"{}"
+    assert check(qstash_token(body), body, url=None).reason == "not_configured"
+    config = TriggerConfig.from_env({k: v for k, v in ENVIRON.items() if k != "SYNC_RECEIVER_PUBLIC_URL"})
+    url = config.url_for("/triggers/replication_sync", "")
+    assert url is None
+    verdict = authenticate({"Upstash-Signature": qstash_token(body)}, body, url, config)
+    assert (verdict.ok, verdict.reason, verdict.source) == (False, "not_configured", "qstash")
+
+
+def test_secrets_are_not_in_repr():
+    text = repr(TriggerConfig.from_env(ENVIRON))
+    assert TOKEN not in text and CURRENT_KEY not in text and NEXT_KEY not in text
+    assert PUBLIC in text  # the rest stays readable
+
+
 @pytest.mark.parametrize("missing", [None, ""])
 def test_missing_signature_is_missing_credentials(missing):
     assert check(missing).reason == "missing_credentials"
@@ -184,11 +256,11 @@ def test_config_from_env():
     config = TriggerConfig.from_env(ENVIRON)
     assert config.jobs == {"replication_sync", "other_job"}
     assert config.signing_keys == (CURRENT_KEY, NEXT_KEY)
-    assert config.url_for("/triggers/x", "", "http://10.0.0.5:8766/triggers/x") == f"{PUBLIC}/triggers/x"
-    assert config.url_for("/triggers/x", "a=1", "ignored") == f"{PUBLIC}/triggers/x?a=1"
+    assert config.url_for("/triggers/x", "") == f"{PUBLIC}/triggers/x"
+    assert config.url_for("/triggers/x", "a=1") == f"{PUBLIC}/triggers/x?a=1"
     bare = TriggerConfig.from_env({"QSTASH_CURRENT_SIGNING_KEY": " ", "SYNC_AUTH_TOKEN": ""})
     assert (bare.jobs, bare.signing_keys, bare.bearer_token) == ({"replication_sync"}, (), None)
-    assert bare.url_for("/triggers/x", "", "http://127.0.0.1:1/triggers/x") == "http://127.0.0.1:1/triggers/x"
+    assert bare.url_for("/triggers/x", "") is None
 
 
 def test_kept_headers_never_hold_secrets():
@@ -217,13 +289,14 @@ def qstash_headers(body: bytes, message_id: str | None = None, **token_kwargs) -
             "Upstash-Message-Id": message_id or f"msg_{uuid.uuid4().hex}", "Upstash-Retried": "0"}
 
 
-def rows(conn, delivery_id):
+def rows(conn, message_id, job="replication_sync"):
     return conn.execute(
         "SELECT id, account, topic, payload, headers, duplicates, event_id, triggered_at FROM sync.inbox"
-        " WHERE provider = 'trigger' AND delivery_id = %s", (delivery_id,)).fetchall()
+        " WHERE provider = 'trigger' AND delivery_id = %s", (f"{job}:{message_id}",)).fetchall()
 
 
 def rejections(conn, reason):
+    inbox.ensure_inbox_tables(conn)  # the receivers here run without lifespan: tables come with their first request
     return conn.execute("SELECT count(*) FROM sync.webhook_rejections WHERE provider = 'trigger' AND reason = %s"
                         " AND account IS NULL", (reason,)).fetchone()[0]
 
@@ -271,7 +344,7 @@ def test_bearer_trigger_with_and_without_idempotency_key(receiver, conn):
     first = post(receiver, b"", headers, job="other_job")
     again = post(receiver, b"", headers, job="other_job")
     assert (first.status_code, again.status_code, again.json()["status"]) == (202, 200, "duplicate")
-    [(_, account, _, payload, kept, duplicates, _, _)] = rows(conn, key)
+    [(_, account, _, payload, kept, duplicates, _, _)] = rows(conn, key, job="other_job")
     assert (account, payload, kept["source"], kept["Idempotency-Key"], duplicates) == ("other_job", {}, "bearer", key, 1)
     assert TOKEN not in json.dumps(kept)
     one = post(receiver, b'{"full": true}', {"Authorization": f"Bearer {TOKEN}"})
@@ -279,21 +352,52 @@ def test_bearer_trigger_with_and_without_idempotency_key(receiver, conn):
     assert (one.status_code, two.status_code) == (202, 202) and one.json()["id"] != two.json()["id"]
 
 
-def test_public_url_is_not_needed_when_the_request_url_matches(database_url, conn):
+def test_the_same_idempotency_key_for_two_jobs_is_two_triggers(receiver, conn):
+    key = f"idem-{uuid.uuid4().hex}"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": key}
+    first = post(receiver, b"", headers, job="replication_sync")
+    second = post(receiver, b"", headers, job="other_job")
+    assert (first.status_code, second.status_code) == (202, 202), second.text
+    assert first.json()["id"] != second.json()["id"]
+    assert [r[1] for r in rows(conn, key)] == ["replication_sync"]
+    assert [r[1] for r in rows(conn, key, job="other_job")] == ["other_job"]
+
+
+def test_qstash_needs_the_public_url_whatever_the_host_header_says(database_url, conn, caplog):
     environ = {k: v for k, v in ENVIRON.items() if k != "SYNC_RECEIVER_PUBLIC_URL"}
-    with serve_in_thread(create_app(database_url, environ=environ)) as server:
+    with caplog.at_level(logging.WARNING, logger="sync_pipelines.receiver"):
+        app = create_app(database_url, environ=environ)
+    assert "SYNC_RECEIVER_PUBLIC_URL" in caplog.text
+    assert CURRENT_KEY not in caplog.text and TOKEN not in caplog.text
+    with serve_in_thread(app) as server:
         body = b"{}"
-        headers = qstash_headers(body, url=f"{server.url}/triggers/replication_sync")
-        assert post(server.url, body, headers).status_code == 202
-        headers = qstash_headers(body, url=URL)
-        assert post(server.url, body, headers).json() == {"error": "wrong_url"}
+        own = qstash_headers(body, url=f"{server.url}/triggers/replication_sync")
+        foreign = "staging.other-service.example"  # another destination of the same QStash account
+        spoofed = dict(qstash_headers(body, url=f"http://{foreign}/triggers/replication_sync"), Host=foreign)
+        for headers in (own, spoofed):
+            response = post(server.url, body, headers)
+            assert (response.status_code, response.json()) == (401, {"error": "not_configured"})
+            assert rows(conn, headers["Upstash-Message-Id"]) == []
+        assert post(server.url, b"", {"Authorization": f"Bearer {TOKEN}"}).status_code == 202  # bearer unaffected
+
+
+def test_make_dev_receiver_checks_qstash_against_its_own_address(database_url, conn):
+    port = _free_port()
+    env = {"DATABASE_URL": database_url, "QSTASH_CURRENT_SIGNING_KEY": CURRENT_KEY}
+    with ExitStack() as stack:
+        url = dev._receiver(env, stack, port)
+        body = b"{}"
+        headers = qstash_headers(body, url=f"{url}/triggers/replication_sync")
+        assert post(url, body, headers).status_code == 202
 
 
 @pytest.mark.parametrize(
-    "case", ["no_credentials", "bad_bearer", "expired", "wrong_url", "tampered", "wrong_key"])
+    "case", ["no_credentials", "bad_bearer", "expired", "wrong_url", "tampered", "wrong_key", "nested_json",
+             "no_jti"])
 def test_unauthenticated_triggers_are_401_recorded_and_not_stored(receiver, conn, case):
     body = b'{"a": 1}'
     message_id = f"msg_{uuid.uuid4().hex}"
+    nested = f"{b64url(NESTED)}.{b64url(b'{}')}.{b64url(b'sig')}"
     headers, reason = {
         "no_credentials": ({}, "missing_credentials"),
         "bad_bearer": ({"Authorization": "Bearer nope"}, "bad_token"),
@@ -301,6 +405,8 @@ def test_unauthenticated_triggers_are_401_recorded_and_not_stored(receiver, conn
         "wrong_url": (qstash_headers(body, message_id, url=f"{PUBLIC}/triggers/other_job"), "wrong_url"),
         "tampered": (qstash_headers(body, message_id), "body_mismatch"),
         "wrong_key": (qstash_headers(body, message_id, key="sig_forged"), "bad_signature"),
+        "nested_json": (dict(qstash_headers(body, message_id), **{"Upstash-Signature": nested}), "bad_signature"),
+        "no_jti": (qstash_headers(body, message_id, drop=("jti",)), "missing_jti"),
     }[case]
     if case == "tampered":
         body = b'{"a": 2}'
@@ -324,13 +430,25 @@ def test_default_allow_list_is_replication_sync_only(database_url):
         assert post(server.url, b"", {"Authorization": f"Bearer {TOKEN}"}, job="other_job").status_code == 404
 
 
-def test_unconfigured_credentials_answer_503(database_url, conn):
-    with serve_in_thread(create_app(database_url, environ={})) as server:
-        body = b"{}"
-        response = post(server.url, body, {"Authorization": f"Bearer {TOKEN}"})
-        assert (response.status_code, response.json()) == (503, {"error": "not_configured"})
-        response = post(server.url, body, qstash_headers(body, url=f"{server.url}/triggers/replication_sync"))
-        assert (response.status_code, response.json()) == (503, {"error": "not_configured"})
+@pytest.mark.parametrize(
+    ("configured", "headers"),
+    [((), {"Authorization": f"Bearer {TOKEN}"}), ((), "qstash"),
+     (("SYNC_AUTH_TOKEN",), "qstash"), (("SYNC_AUTH_TOKEN",), {"Upstash-Signature": "junk"}),
+     (("QSTASH_CURRENT_SIGNING_KEY", "SYNC_RECEIVER_PUBLIC_URL"), {"Authorization": "Bearer junk"}),
+     (("QSTASH_CURRENT_SIGNING_KEY", "SYNC_RECEIVER_PUBLIC_URL"), {"Authorization": "Basic Zm9vOmJhcg=="})],
+    ids=["nothing_bearer", "nothing_qstash", "bearer_only_qstash", "bearer_only_junk_signature",
+         "qstash_only_bearer", "qstash_only_basic"],
+)
+def test_an_unconfigured_scheme_answers_401(database_url, conn, configured, headers):
+    """Not 503: an unauthenticated caller must not be told to retry (the startup log tells the operator)."""
+    body = b"{}"
+    with serve_in_thread(create_app(database_url, environ={k: ENVIRON[k] for k in configured})) as server:
+        if headers == "qstash":
+            headers = qstash_headers(body, url=f"{server.url}/triggers/replication_sync")
+        before = rejections(conn, "not_configured")
+        response = post(server.url, body, headers)
+        assert (response.status_code, response.json()) == (401, {"error": "not_configured"})
+        assert rejections(conn, "not_configured") == before + 1
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1]", b"null"])
