@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from sync_pipelines.core.retention import delete_old_runs
-from sync_pipelines.core.status import status_report
+from sync_pipelines.core.status import render_table, status_report
 
 
 @dg.op(config_schema={"fail": bool})
@@ -69,3 +69,24 @@ def test_retention_deletes_old_runs_and_their_events():
         assert delete_old_runs(instance, timedelta(days=1)) == 0  # nothing that old yet
         assert delete_old_runs(instance, timedelta(seconds=0)) == 2
         assert instance.get_runs() == [] and instance.all_logs(first) == []
+
+
+def test_status_report_over_its_run_limit_keeps_the_newest_runs(unique):
+    with dg.instance_for_test() as instance:
+        account = f"busy-{unique}"
+        launch(instance, account, fail=False)
+        newest_success = launch(instance, account, fail=False)
+        newest_failure = launch(instance, account, fail=True)
+
+        (row,) = status_report(instance, days=1, limit=2)
+        assert row.runs == 2 and row.truncated
+        ended = {r.dagster_run.run_id: datetime.fromtimestamp(r.end_time, UTC)
+                 for r in instance.get_run_records()}
+        assert row.last_success_at == ended[newest_success.run_id]
+        assert row.last_failure_at == ended[newest_failure.run_id]
+        assert row.last_failure == "ValueError: bad credentials for store"
+        assert "Run limit reached" in render_table([row], datetime.now(UTC))
+
+        (everything,) = status_report(instance, days=1, limit=3)
+        assert everything.runs == 3 and not everything.truncated
+        assert "Run limit reached" not in render_table([everything], datetime.now(UTC))

@@ -1,7 +1,8 @@
 """Failure alerts read from Dagster's run storage (what the seeds built on `sync_logs`).
 
-A sensor walks finished runs in update order and keeps, per (job, provider, account), the number
-of consecutive failures in `sync.alert_state`. It posts to a Slack-compatible webhook
+A sensor walks finished runs in update order, page by page until it has read them all (its cursor
+never moves backwards), and keeps, per (job, provider, account), the number of consecutive
+failures in `sync.alert_state`. It posts to a Slack-compatible webhook
 (`SCHEDULER_ALERT_WEBHOOK_URL`) once when that count reaches the threshold
 (`SCHEDULER_ALERT_FAILURE_THRESHOLD`, default 3; `SCHEDULER_ALERT_FAILURE_THRESHOLD_<PROVIDER>`
 overrides it per provider) — never again for the same streak, so no alert storm — and once more
@@ -12,7 +13,7 @@ the next tick; delivery trouble is logged and never fails the sensor.
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -45,6 +46,7 @@ ALERT_STATE = sa.Table(
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
 _LOOKBACK = timedelta(minutes=10)  # re-read at the cursor boundary; per-key state de-duplicates
+_TICK = timedelta(microseconds=1)  # run storage compares update timestamps strictly
 
 
 @dataclass
@@ -128,7 +130,37 @@ def _advance(state: AlertState, record: dg.RunRecord, instance: dg.DagsterInstan
     state.last_run_id, state.last_update = run.run_id, record.update_timestamp
 
 
-def build_failure_alert_sensor(minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
+def finished_runs(instance: dg.DagsterInstance, after: datetime, batch_size: int = 500) -> Iterator[dg.RunRecord]:
+    """Every run that finished (last updated) after `after`, oldest first, read `batch_size` at a
+    time. Pages are keyed on the update timestamp; a timestamp cut by a page limit is read again
+    whole on the next page, so runs sharing it (second-resolution storage) are never skipped."""
+    lower, seen = after, set()
+
+    def read(updated_after: datetime, updated_before: datetime | None = None, limit: int | None = None):
+        return instance.get_run_records(
+            filters=dg.RunsFilter(statuses=_FINISHED, updated_after=updated_after, updated_before=updated_before),
+            order_by="update_timestamp", ascending=True, limit=limit,
+        )
+
+    while True:
+        page = read(lower, limit=batch_size)
+        full = len(page) == batch_size
+        last = page[-1].update_timestamp if page else None
+        if full and page[0].update_timestamp == last:
+            # One timestamp fills the page: read all its runs at once, then step past it.
+            page = read(last - _TICK, last + _TICK)
+        elif full:
+            page = [r for r in page if r.update_timestamp < last]  # `last` is read whole next time
+        for record in page:
+            if record.dagster_run.run_id not in seen:
+                seen.add(record.dagster_run.run_id)
+                yield record
+        if not full:
+            return
+        lower = page[-1].update_timestamp
+
+
+def build_failure_alert_sensor(minimum_interval_seconds: int = 30, batch_size: int = 500) -> dg.SensorDefinition:
     @dg.sensor(
         name="sync_failure_alerts",
         minimum_interval_seconds=minimum_interval_seconds,
@@ -138,15 +170,14 @@ def build_failure_alert_sensor(minimum_interval_seconds: int = 30) -> dg.SensorD
     )
     def failure_alerts(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
         since = datetime.fromisoformat(context.cursor) if context.cursor else datetime.now(UTC) - timedelta(days=1)
-        records = context.instance.get_run_records(
-            filters=dg.RunsFilter(statuses=_FINISHED, updated_after=since - _LOOKBACK),
-            order_by="update_timestamp", ascending=True, limit=500,
-        )
+        newest, read = since, 0  # the cursor never moves backwards
         url = os.environ.get("SCHEDULER_ALERT_WEBHOOK_URL")
         sent = failed = 0
         with app_db.connect() as conn:
             ensure_tables(conn, [ALERT_STATE])
-            for record in records:
+            for record in finished_runs(context.instance, since - _LOOKBACK, batch_size):
+                read += 1
+                newest = max(newest, record.update_timestamp)
                 tags = record.dagster_run.tags
                 key = (record.dagster_run.job_name, tags.get("sync/provider", "other"),
                        tags.get("sync/account") or tags.get("dagster/partition") or "")
@@ -171,8 +202,7 @@ def build_failure_alert_sensor(minimum_interval_seconds: int = 30) -> dg.SensorD
                     " AND account = %s AND pending_message = %s",
                     (state.job, state.provider, state.account, state.pending_message),
                 )
-        newest = max((r.update_timestamp for r in records), default=since)
-        summary = f"{len(records)} finished runs read, {sent} alerts sent, {failed} to retry"
+        summary = f"{read} finished runs read, {sent} alerts sent, {failed} to retry"
         return dg.SensorResult(cursor=newest.isoformat(), skip_reason=dg.SkipReason(summary))
 
     return failure_alerts

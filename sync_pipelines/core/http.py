@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], None]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Longest pause a rate-limit header may impose (HttpClient passes its own max_retry_after).
+MAX_RESET_PAUSE = 120.0
+# A listing longer than this is a provider bug (e.g. `next` links that never end), not data.
+MAX_PAGES = 100_000
 
 
 # --------------------------------------------------------------------------- errors
@@ -143,15 +148,20 @@ class RateLimiter:
             self._sleep(delay)
             waited += delay
 
-    def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
+    def observe(self, remaining: int | None, reset_seconds: float | None, *,
+                max_pause: float = MAX_RESET_PAUSE) -> None:
         """Trust the provider's own counter: when it says the window is spent, pause
-        everyone until it resets (1 s if it doesn't say when)."""
+        everyone until it resets (1 s if it doesn't say when), but never longer than
+        `max_pause`, so one odd header cannot stall the account for hours; if the window
+        really is that long, the next request's 429 + Retry-After says so."""
         if remaining is not None and remaining <= 0:
-            self.penalize(reset_seconds if reset_seconds is not None and reset_seconds > 0 else 1.0)
+            pause = reset_seconds if reset_seconds is not None and reset_seconds > 0 else 1.0
+            self.penalize(min(pause, max_pause))
 
     def sync_available(self, available: float) -> None:
-        """Adopt the provider's own view of the bucket when it is fuller than ours (a leaky
-        bucket shared with other apps, or requests we did not make, e.g. other processes)."""
+        """Adopt the provider's own view of the bucket when it has less room than ours (a
+        leaky bucket shared with other apps or processes spends tokens we never saw), never
+        when it has more: our own rate and burst stay the ceiling."""
         with self._lock:
             now = self._clock()
             if self.rate is not None:
@@ -188,14 +198,21 @@ class RateLimitHeaders:
     reset: str
 
     def parse(self, headers: Mapping[str, str]) -> tuple[int | None, float | None]:
-        """(remaining, reset_seconds); garbage or missing values become None."""
+        """(remaining, reset_seconds); garbage, negative or missing values become None.
+        Some providers send the reset as an epoch timestamp, in seconds or milliseconds."""
         remaining, reset = _num(headers.get(self.remaining)), _num(headers.get(self.reset))
-        if reset is not None and reset > 1e9:  # some providers send an epoch timestamp
-            reset = max(0.0, reset - time.time())
+        if reset is not None:
+            if reset < 0:
+                reset = None
+            elif reset > 1e12:  # epoch milliseconds (epoch seconds pass 1e12 only in year 33658)
+                reset = max(0.0, reset / 1000 - time.time())
+            elif reset > 1e9:  # epoch seconds (no window lasts 31 years)
+                reset = max(0.0, reset - time.time())
         return (int(remaining) if remaining is not None else None), reset
 
-    def apply(self, limiter: RateLimiter, headers: Mapping[str, str]) -> None:
-        limiter.observe(*self.parse(headers))
+    def apply(self, limiter: RateLimiter, headers: Mapping[str, str], *,
+              max_pause: float = MAX_RESET_PAUSE) -> None:
+        limiter.observe(*self.parse(headers), max_pause=max_pause)
 
 
 @dataclass(frozen=True)
@@ -205,7 +222,8 @@ class BucketHeader:
 
     name: str
 
-    def apply(self, limiter: RateLimiter, headers: Mapping[str, str]) -> None:
+    def apply(self, limiter: RateLimiter, headers: Mapping[str, str], *,
+              max_pause: float = MAX_RESET_PAUSE) -> None:
         used, _, size = (headers.get(self.name) or "").partition("/")
         used_n, size_n = _num(used), _num(size)
         if used_n is not None and size_n is not None:
@@ -228,6 +246,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)  # type: ignore[arg-type]
+        if when.tzinfo is None:  # "-0000" (RFC 5322: UTC, origin zone unknown) parses naive
+            when = when.replace(tzinfo=UTC)
         return max(0.0, when.timestamp() - time.time())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
@@ -300,6 +320,7 @@ class HttpClient:
         self.integration, self.account = integration, account
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.max_retries = max_retries
         self.backoff_factor, self.backoff_max = backoff_factor, backoff_max
         self.backoff_jitter = backoff_jitter
         self.malformed_retries, self.max_retry_after = malformed_retries, max_retry_after
@@ -338,7 +359,12 @@ class HttpClient:
         elif status >= 500:
             self.stats.server_errors += 1
         if self.rate_limiter is not None and self.rate_limit_headers is not None:
-            self.rate_limit_headers.apply(self.rate_limiter, headers)
+            self.rate_limit_headers.apply(self.rate_limiter, headers, max_pause=self.max_retry_after)
+
+    def _backoff(self, retry: int) -> float:
+        """Exponential backoff with jitter before the `retry`-th retry (1-based), capped."""
+        value = self.backoff_factor * 2 ** (retry - 1) + random.random() * self.backoff_jitter
+        return float(min(self.backoff_max, value))
 
     def _error(self, cls: type[IntegrationError], detail: str, path: str, status: int | None = None,
                hint: str | None = None, method: str = "GET") -> IntegrationError:
@@ -364,27 +390,17 @@ class HttpClient:
         try:
             resp = self._session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
         except _RetryAfterTooLong as e:
-            raise self._error(RateLimitError, f"rate limited (HTTP 429), provider asked to wait "
-                              f"{e.seconds:.0f}s (> {self.max_retry_after:.0f}s)", path, 429) from None
+            raise self._retry_after_too_long(e.seconds, path, "GET") from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
             raise self._error(MalformedResponseError, "response body truncated", path) from None
         except requests.RequestException as e:
             reason = getattr(e.args[0], "reason", None) if e.args else None
             name = type(reason or e).__name__
             raise self._error(TransportError, f"transport failure ({name}) after retries", path) from None
-        status = resp.status_code
-        self._saw_response(status, resp.headers)
-        if status < 300:
+        self._saw_response(resp.status_code, resp.headers)
+        if resp.status_code < 300:
             return resp
-        if status in (401, 403):
-            raise self._error(AuthenticationError, f"authentication failed (HTTP {status})", path,
-                              status, "check this account's credentials")
-        if status == 429:
-            raise self._error(RateLimitError, "still rate limited (HTTP 429) after retries", path, status)
-        if status >= 500:
-            raise self._error(ServerError, f"server error (HTTP {status}) after retries", path, status)
-        raise self._error(RequestFailed, f"request failed (HTTP {status}): {self._excerpt(resp)}",
-                          path, status)
+        raise self._status_error(resp, path, "GET")
 
     def get_json(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.get_json_response(path_or_url, params)[0]
@@ -398,8 +414,7 @@ class HttpClient:
         for attempt in range(self.malformed_retries + 1):
             if attempt:
                 self.stats.retries += 1
-                jitter = random.random() * self.backoff_jitter
-                self._wait(min(self.backoff_max, self.backoff_factor * 2 ** (attempt - 1) + jitter))
+                self._wait(self._backoff(attempt))
             try:
                 resp = self.get(path_or_url, params)
                 status = resp.status_code
@@ -421,32 +436,59 @@ class HttpClient:
 
     def send_json(self, method: str, path: str, body: Any = None) -> Any:
         """A write (POST/PUT/DELETE) with a JSON body. urllib3 never replays writes, so only
-        a 429 — which the provider guarantees it did not act on — is retried here."""
+        a 429 — which the provider guarantees it did not act on — is retried here, by the
+        reads' rules: `max_retries`, jittered backoff, Retry-After honoured up to
+        `max_retry_after` (refused above it), the account's limiter paused. A 5xx is not
+        retried (the write may have been applied) and raises ServerError."""
         url = self.resolve(path)
+        path_only = urlsplit(url).path
         resp = None
-        for attempt in range(self.malformed_retries + 1):
+        for attempt in range(self.max_retries + 1):
             self._before_send()
             try:
                 resp = self._session.request(method, url, json=body, timeout=self.timeout,
                                              allow_redirects=False)
             except requests.RequestException as e:
                 raise self._error(TransportError, f"transport failure ({type(e).__name__})",
-                                  urlsplit(url).path, method=method) from None
+                                  path_only, method=method) from None
             self._saw_response(resp.status_code, resp.headers)
-            if resp.status_code != 429 or attempt == self.malformed_retries:
+            if resp.status_code != 429 or attempt == self.max_retries:
                 break
+            retry_after = _retry_after_seconds(resp.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > self.max_retry_after:
+                raise self._retry_after_too_long(retry_after, path_only, method)
+            delay = max(self._backoff(attempt + 1), retry_after or 0.0)
+            if self.rate_limiter is not None:
+                self.rate_limiter.penalize(delay)  # other clients of this account back off too
+            self._wait(delay)
             self.stats.retries += 1
-            wait = _retry_after_seconds(resp.headers.get("Retry-After"))
-            self._wait(max(wait or 0.0, self.backoff_factor * 2**attempt))
         assert resp is not None
-        status, path_only = resp.status_code, urlsplit(url).path
+        if resp.status_code < 300:
+            return resp.json() if resp.content else None
+        raise self._status_error(resp, path_only, method)
+
+    def _status_error(self, resp: requests.Response, path: str, method: str) -> IntegrationError:
+        """The typed error for a final non-2xx response (reads and writes alike)."""
+        status = resp.status_code
         if status in (401, 403):
-            raise self._error(AuthenticationError, f"authentication failed (HTTP {status})",
-                              path_only, status, "check this account's credentials", method)
-        if status >= 300:
-            raise self._error(RequestFailed, f"request failed (HTTP {status}): {self._excerpt(resp)}",
-                              path_only, status, method=method)
-        return resp.json() if resp.content else None
+            return self._error(AuthenticationError, f"authentication failed (HTTP {status})", path,
+                               status, "check this account's credentials", method)
+        if status == 429:
+            return self._error(RateLimitError, "still rate limited (HTTP 429) after retries", path,
+                               status, method=method)
+        if status >= 500:
+            if method == "GET":
+                return self._error(ServerError, f"server error (HTTP {status}) after retries", path,
+                                   status, method=method)
+            return self._error(ServerError, f"server error (HTTP {status}), not retried", path, status,
+                               "a write is never replayed: it may or may not have been applied",
+                               method)
+        return self._error(RequestFailed, f"request failed (HTTP {status}): {self._excerpt(resp)}",
+                           path, status, method=method)
+
+    def _retry_after_too_long(self, seconds: float, path: str, method: str) -> IntegrationError:
+        return self._error(RateLimitError, f"rate limited (HTTP 429), provider asked to wait "
+                           f"{seconds:.0f}s (> {self.max_retry_after:.0f}s)", path, 429, method=method)
 
     def _excerpt(self, resp: requests.Response) -> str:
         text = (resp.text or "")[:200].replace("\n", " ")
@@ -483,16 +525,34 @@ def _with_params(url: str, params: Mapping[str, Any] | None) -> str:
 
 
 # --------------------------------------------------------------------- paginators
+def _too_many_pages(client: HttpClient, url: str, max_pages: int) -> IntegrationError:
+    return client._error(MalformedResponseError, f"pagination did not end after {max_pages} pages",
+                         urlsplit(url).path, hint="the provider kept offering a next page")
+
+
+def _is_last_page(body: Mapping[str, Any]) -> bool:
+    """The body's own `page`/`pages` (ShipStation v2) say this is the last page."""
+    page, pages = _num(body.get("page")), _num(body.get("pages"))
+    return page is not None and pages is not None and page >= pages
+
+
 def paginate_links_next(client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None,
-                        items_key: str) -> Iterator[list[dict]]:
-    """Follow ``body["links"]["next"]["href"]`` (ShipStation v2 style). A page whose
+                        items_key: str, max_pages: int = MAX_PAGES) -> Iterator[list[dict]]:
+    """Follow ``body["links"]["next"]["href"]`` (ShipStation v2 style) until there is no next
+    link, a page is empty, or the body's `page` >= `pages`: a `next` link offered past the end
+    must not keep a run paging forever (more than `max_pages` pages raises). A page whose
     `items_key` is missing/not a list is re-requested like invalid JSON, then raises
     MalformedResponseError. Original params are kept unless the href already has them."""
     url, seen = _with_params(client.resolve(path), params), set()
     while url:
+        if len(seen) >= max_pages:
+            raise _too_many_pages(client, url, max_pages)
         seen.add(url)
         body, resp = client.get_json_response(url, list_key=items_key)
-        yield body[items_key]
+        items = body[items_key]
+        yield items
+        if not items or _is_last_page(body):
+            return
         links = body.get("links")
         nxt = links.get("next") if isinstance(links, dict) else None
         href = nxt.get("href") if isinstance(nxt, dict) else None
@@ -505,13 +565,14 @@ def paginate_links_next(client: HttpClient, path: str, *, params: Mapping[str, A
 
 
 def paginate_page_numbers(client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None,
-                          items_key: str, page_param: str = "page") -> Iterator[list[dict]]:
+                          items_key: str, page_param: str = "page",
+                          max_pages: int = MAX_PAGES) -> Iterator[list[dict]]:
     """Request page 1, 2, ... until `page >= body["pages"]` or a page comes back empty.
     A missing/garbage `pages` means "keep going until empty": one extra request is
-    cheaper than silently dropping records."""
+    cheaper than silently dropping records. More than `max_pages` pages raises."""
     query = dict(params or {})
     page = int(query.get(page_param, 1))
-    while True:
+    for _ in range(max_pages):
         body, _ = client.get_json_response(path, {**query, page_param: page}, list_key=items_key)
         items = body[items_key]
         yield items
@@ -519,15 +580,19 @@ def paginate_page_numbers(client: HttpClient, path: str, *, params: Mapping[str,
         if not items or (pages is not None and page >= pages):
             return
         page += 1
+    raise _too_many_pages(client, client.resolve(path), max_pages)
 
 
 def paginate_link_header(client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None,
-                         items_key: str) -> Iterator[list[dict]]:
+                         items_key: str, max_pages: int = MAX_PAGES) -> Iterator[list[dict]]:
     """RFC 8288 ``Link: <...>; rel="next"`` (Shopify style). The next URL carries its own
-    cursor and filters; re-sending the original params would be rejected, so we don't."""
+    cursor and filters; re-sending the original params would be rejected, so we don't.
+    More than `max_pages` pages raises."""
     url: str | None = client.resolve(path)
     query, seen = params, set()
     while url:
+        if len(seen) >= max_pages:
+            raise _too_many_pages(client, url, max_pages)
         body, resp = client.get_json_response(url, query, list_key=items_key)
         seen.add(resp.url)
         yield body[items_key]

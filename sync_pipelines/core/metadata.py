@@ -22,11 +22,11 @@ class SyncReport:
     table: sa.Table
     account: str
     fetched: int = 0
-    skipped_older: int = 0
+    skipped_older: int = 0  # ordered streams only: before (cursor − overlap), never written
     counts: WriteCounts = field(default_factory=WriteCounts)
     batches: int = 0
     cursor_before: datetime | None = None
-    cursor_after: datetime | None = None
+    cursor_after: datetime | None = None  # as stored (a cursor never moves backwards)
     duration_s: float = 0.0
     table_rows: int = 0
     http: dict[str, int | float] = field(default_factory=dict)

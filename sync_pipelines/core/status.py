@@ -3,7 +3,9 @@ run and event storage — there is no sync_logs table.
 
 Per provider and account over the last N days: runs, success rate, last success, last failure
 with its message, duration percentiles, records written (inserted + updated, from the
-materialization metadata) and data freshness (time since the last successful run).
+materialization metadata) and data freshness (time since the last successful run). At most
+`limit` runs are read, newest first, so a busy period drops the oldest runs, never the latest
+outcome; rows then say `truncated`.
 """
 
 import statistics
@@ -25,6 +27,7 @@ class AccountStatus:
     last_failure_at: datetime | None = None
     last_failure: str | None = None
     records_written: int = 0
+    truncated: bool = False  # the run limit cut off older runs: counts cover only the newest
     durations: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -77,10 +80,11 @@ def status_report(instance: dg.DagsterInstance, *, days: int = 7, provider: str 
     tags = {"sync/provider": provider} if provider else None
     records = instance.get_run_records(
         filters=dg.RunsFilter(statuses=_FINISHED, created_after=since, tags=tags),
-        limit=limit, order_by="create_timestamp", ascending=True,
+        limit=limit + 1, order_by="create_timestamp", ascending=False,
     )
+    truncated, records = len(records) > limit, records[:limit]
     found: dict[tuple[str, str], AccountStatus] = {}
-    for record in records:
+    for record in reversed(records):  # oldest first, so the last run seen is the latest
         run = record.dagster_run
         who = run.tags.get("sync/provider")
         if who is None:
@@ -98,6 +102,8 @@ def status_report(instance: dg.DagsterInstance, *, days: int = 7, provider: str 
             status.failures += 1
             status.last_failure_at = ended
             status.last_failure = failure_reason(instance, run.run_id)
+    for status in found.values():
+        status.truncated = truncated
     return sorted(found.values(), key=lambda s: (s.provider, s.account))
 
 
@@ -113,4 +119,6 @@ def render_table(rows: list[AccountStatus], now: datetime) -> str:
             f" | {p50 and round(p50, 1) or '-'} | {p95 and round(p95, 1) or '-'} | {r.records_written}"
             f" | {(r.last_failure or '-').replace('|', '/')[:80]} |"
         )
+    if any(r.truncated for r in rows):
+        lines.append("\n_Run limit reached: only the newest runs were read; older runs in the period are not counted._")
     return "\n".join(lines)

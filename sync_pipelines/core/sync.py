@@ -10,8 +10,11 @@ Two kinds of stream:
 - unordered (a full listing, e.g. by id): the cursor moves only with the final batch, to the
   earlier of the newest updated-at seen and the moment the scan started, because a record changed
   mid-scan may sit on a page already read.
-Records whose updated-at is before (cursor − overlap) are skipped without a write; the overlap
-re-reads the boundary and the upsert absorbs the duplicates.
+In an ordered stream, records whose updated-at is before (cursor − overlap) are skipped without a
+write; the overlap re-reads the boundary and the upsert absorbs the duplicates. An unordered stream
+writes every record it lists and lets the upsert skip the unchanged ones: an offset-paged listing
+shifts when a record is deleted mid-scan, so a record can be missed by one run while older than
+the cursor, and skipping it then would lose it until it next changes.
 """
 
 from __future__ import annotations
@@ -77,7 +80,6 @@ def sync_stream(
             report.counts += writer.write_batch(conn, rows)
             if cursor is not None:
                 cursors.save(conn, stream.name, account, cursor)
-                report.cursor_after = max(cursor, report.cursor_after or cursor)
         report.batches += 1
         if log:
             log(f"{stream.name} [{account}]: committed batch {report.batches} ({len(rows)} rows)")
@@ -87,7 +89,7 @@ def sync_stream(
         for record in page:
             report.fetched += 1
             updated = parse_instant(dig(record, updated_at_path)) if updated_at_path else None
-            if since is not None and updated is not None and updated < since:
+            if stream.ordered and since is not None and updated is not None and updated < since:
                 report.skipped_older += 1
                 continue
             if updated is not None and (newest is None or updated > newest):
@@ -96,7 +98,8 @@ def sync_stream(
         if len(rows) >= stream.batch_size or is_last:
             flush(final=is_last)
 
-    report.cursor_after = report.cursor_after or report.cursor_before
+    # What is stored, not what was offered: `save` never moves a cursor backwards.
+    report.cursor_after = cursors.load(conn, stream.name, account)
     report.table_rows = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE account = %s").format(qualified(stream.table)),
         (account,),

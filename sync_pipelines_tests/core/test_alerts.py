@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
 
-from sync_pipelines.core.alerts import build_failure_alert_sensor
+from sync_pipelines.core.alerts import build_failure_alert_sensor, finished_runs
 from sync_pipelines.core.resources import AppDatabase
 
 
@@ -103,3 +106,50 @@ def test_alert_after_threshold_once_then_recovery(hook, database_url, unique, mo
         assert len(hook.messages) == 2 and "recovered" in hook.messages[1]
         tick()
         assert len(hook.messages) == 2
+
+
+def add_finished_runs(instance, n, job, account):
+    """Finished runs recorded directly; SQLite run storage stamps them to the second, so many
+    share one update timestamp."""
+    for _ in range(n):
+        instance.add_run(DagsterRun(job_name=job, run_id=uuid.uuid4().hex, status=dg.DagsterRunStatus.SUCCESS,
+                                    tags={"sync/provider": "shipstation", "sync/account": account}))
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 500])
+def test_finished_runs_pages_through_every_run_once(unique, batch_size):
+    with dg.instance_for_test() as instance:
+        add_finished_runs(instance, 12, f"busy_{unique}", "a")
+        run(instance, "b", fail=True)
+        records = list(finished_runs(instance, datetime(2000, 1, 1, tzinfo=UTC), batch_size))
+    ids = [r.dagster_run.run_id for r in records]
+    assert len(ids) == len(set(ids)) == 13
+    stamps = [r.update_timestamp for r in records]
+    assert stamps == sorted(stamps)
+
+
+def test_more_runs_in_the_look_back_than_a_batch_never_stall_the_cursor(hook, database_url, unique, monkeypatch):
+    """The tick re-reads 10 minutes before its cursor; with more finished runs there than one
+    batch, it must still read past them, and never hand back an earlier cursor."""
+    monkeypatch.setenv("SCHEDULER_ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("SCHEDULER_ALERT_FAILURE_THRESHOLD", "3")
+    sensor = build_failure_alert_sensor(batch_size=5)
+    account = f"store-{unique}"
+    with dg.instance_for_test() as instance:
+        add_finished_runs(instance, 12, f"busy_{unique}", f"busy-{unique}")
+        cursor = datetime.now(UTC).isoformat()
+
+        def tick():
+            nonlocal cursor
+            with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                         resources={"app_db": AppDatabase()}) as context:
+                result = sensor(context)
+            assert datetime.fromisoformat(result.cursor) >= datetime.fromisoformat(cursor)
+            cursor = result.cursor
+
+        tick()
+        for _ in range(3):
+            run(instance, account, fail=True)
+        tick()
+        assert len(hook.messages) == 1 and "failed 3 times in a row" in hook.messages[0]
+        assert account in hook.messages[0]

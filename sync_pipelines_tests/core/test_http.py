@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import socket
 import threading
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from sync_pipelines.core.http import (
+    MAX_RESET_PAUSE,
     AuthenticationError,
     CallStats,
     HttpClient,
@@ -52,9 +54,11 @@ class ScriptedServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 parts = urlsplit(self.path)
+                sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with script.lock:
                     script.requests.append({"path": parts.path, "query": parse_qs(parts.query),
-                                            "headers": dict(self.headers)})
+                                            "headers": dict(self.headers), "method": self.command,
+                                            "body": sent})
                     queue = script.routes.get(parts.path) or [(404, {}, b'{"error":"no route"}', 0)]
                     status, headers, body, delay = queue.pop(0) if len(queue) > 1 else queue[0]
                 if delay:
@@ -65,6 +69,8 @@ class ScriptedServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815  (writes share the scripts)
 
             def log_message(self, *args) -> None:
                 pass
@@ -477,3 +483,150 @@ def test_rate_limiter_is_shared_safely_across_threads():
     for t in threads:
         t.join()
     assert time.monotonic() - start >= 0.18  # 20 tokens at 100/s, first one free
+
+
+# ------------------------------------------------------------------ writes
+def test_write_429_is_retried_like_a_read(server, clock):
+    """Retry-After honoured, the account's limiter paused, jittered backoff, same budget."""
+    limiter = RateLimiter(None, clock=clock.monotonic, sleep=clock.sleep)
+    server.script("/webhooks.json", (429, "", {"Retry-After": "2"}), (429, "", {"Retry-After": "0"}),
+                  (201, {"webhook": {"id": 1}}))
+    with make_client(server, clock, rate_limiter=limiter, backoff_jitter=0.5) as client:
+        assert client.send_json("POST", "webhooks.json", {"webhook": {}}) == {"webhook": {"id": 1}}
+    assert [h["method"] for h in server.hits("/webhooks.json")] == ["POST"] * 3
+    assert clock.sleeps[0] == 2.0  # Retry-After dominates the backoff
+    assert 0.02 <= clock.sleeps[1] <= 0.02 + 0.5  # the second backoff step plus jitter
+    assert limiter._blocked_until == pytest.approx(clock.now)  # others paused as long
+    assert (client.stats.calls, client.stats.retries, client.stats.throttled) == (3, 2, 2)
+
+
+def test_write_refuses_a_huge_retry_after_instead_of_sleeping(server, clock):
+    server.script("/webhooks.json", (429, "", {"Retry-After": "86400"}), (201, {}))
+    with make_client(server, clock, max_retry_after=120) as client:
+        with pytest.raises(RateLimitError) as info:
+            client.send_json("POST", "webhooks.json", {"a": 1})
+    assert clock.sleeps == [] and len(server.hits("/webhooks.json")) == 1
+    assert "86400" in str(info.value) and "POST /webhooks.json" in str(info.value)
+    assert info.value.status == 429
+
+
+def test_write_persistent_429_raises_rate_limit_error_after_the_retry_budget(server, clock):
+    server.script("/webhooks/1.json", (429, "", {"Retry-After": "0"}))
+    with make_client(server, clock, max_retries=2) as client, pytest.raises(RateLimitError):
+        client.send_json("PUT", "webhooks/1.json", {"a": 1})
+    assert len(server.hits("/webhooks/1.json")) == 3
+    assert clock.sleeps == pytest.approx([0.01, 0.02])  # backoff although Retry-After said 0
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_write_5xx_is_a_server_error_and_never_replayed(server, clock, status):
+    server.script("/webhooks/1.json", (status, {"errors": f"down {SECRET}"}))
+    with make_client(server, clock) as client, pytest.raises(ServerError) as info:
+        client.send_json("DELETE", "webhooks/1.json")
+    assert len(server.hits("/webhooks/1.json")) == 1 and clock.sleeps == []
+    assert info.value.status == status and info.value.method == "DELETE"
+    assert SECRET not in str(info.value)
+
+
+# ------------------------------------------------------- rate-limit headers
+def test_rate_limit_reset_as_epoch_milliseconds_or_nonsense():
+    h = RATE_LIMIT_HEADERS
+    remaining, reset = h.parse({"X-Rate-Limit-Remaining": "0",
+                                "X-Rate-Limit-Reset": str(int(time.time() * 1000) + 60_000)})
+    assert remaining == 0 and 50 < reset <= 60
+    assert 50 < h.parse({"X-Rate-Limit-Reset": str(int(time.time()) + 60)})[1] <= 60  # epoch seconds
+    assert h.parse({"X-Rate-Limit-Reset": "-5"}) == (None, None)
+
+
+def test_rate_limit_header_pause_is_capped(server, clock):
+    """remaining=0 with a reset far away pauses at most max_retry_after, not for a day."""
+    limiter = RateLimiter(None, clock=clock.monotonic, sleep=clock.sleep)
+    server.script("/p", (200, {"items": []}, {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": "86400"}))
+    with make_client(server, clock, rate_limiter=limiter, rate_limit_headers=RATE_LIMIT_HEADERS,
+                     max_retry_after=30) as client:
+        client.get_json("/p")
+        client.get_json("/p")
+    assert clock.sleeps == [30]
+    direct = RateLimiter(None, clock=clock.monotonic, sleep=clock.sleep)
+    direct.observe(remaining=0, reset_seconds=1.8e12)
+    assert direct.acquire() == pytest.approx(MAX_RESET_PAUSE)
+
+
+def test_provider_bucket_only_ever_lowers_our_tokens(clock):
+    limiter = RateLimiter(1, burst=10, clock=clock.monotonic, sleep=clock.sleep)
+    limiter.sync_available(40)  # the provider's bucket is bigger than ours: ours stays the ceiling
+    assert sum(limiter.acquire() for _ in range(10)) == 0
+    assert limiter.acquire() == pytest.approx(1)
+    limiter.sync_available(0)  # the provider says it is spent: believe it
+    assert limiter.acquire() == pytest.approx(1)
+
+
+@pytest.fixture
+def tokyo_local_time():
+    """Local time 9 h ahead of UTC, so a date read as local time is visibly wrong."""
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    yield
+    if previous is None:
+        os.environ.pop("TZ")
+    else:
+        os.environ["TZ"] = previous
+    time.tzset()
+
+
+def test_retry_after_http_date_with_minus_0000_zone_is_utc(server, clock, tokyo_local_time):
+    from email.utils import formatdate
+
+    when = formatdate(time.time() + 30)  # "... -0000": UTC, source zone unknown (RFC 5322)
+    assert when.endswith("-0000")
+    server.script("/x", (503, "", {"Retry-After": when}), (200, {}))
+    with make_client(server, clock) as client:
+        client.get("/x")
+    assert 25 < clock.sleeps[0] <= 30
+
+
+# ------------------------------------------------------------ pagination end
+def test_links_next_stops_on_an_empty_page_despite_a_next_link(server, clock):
+    server.script("/v2/products",
+                  (200, {"products": [{"id": 1}], "links": {"next": {"href": "/v2/products?page=2"}}}),
+                  (200, {"products": [], "links": {"next": {"href": "/v2/products?page=3"}}}),
+                  (200, {"products": [{"id": 9}], "links": {"next": {"href": "/v2/products?page=4"}}}))
+    with make_client(server, clock) as client:
+        assert list(paginate_links_next(client, "/v2/products", items_key="products")) == [[{"id": 1}], []]
+    assert len(server.hits("/v2/products")) == 2
+
+
+def test_links_next_stops_at_the_last_page_the_body_reports(server, clock):
+    server.script("/v2/products",
+                  (200, {"products": [{"id": 1}], "page": 1, "pages": 2,
+                         "links": {"next": {"href": "/v2/products?page=2"}}}),
+                  (200, {"products": [{"id": 2}], "page": 2, "pages": 2,
+                         "links": {"next": {"href": "/v2/products?page=3"}}}),
+                  (200, {"products": [{"id": 2}], "page": 3, "pages": 2, "links": {}}))
+    with make_client(server, clock) as client:
+        assert list(paginate_links_next(client, "/v2/products", items_key="products")) == [[{"id": 1}], [{"id": 2}]]
+    assert len(server.hits("/v2/products")) == 2
+
+
+def test_links_next_gives_up_after_max_pages(server, clock):
+    server.script("/p", *[(200, {"items": [n], "links": {"next": {"href": f"/p?page={n + 1}"}}})
+                          for n in range(1, 6)])
+    with make_client(server, clock) as client:
+        pages = paginate_links_next(client, "/p", items_key="items", max_pages=3)
+        assert [next(pages) for _ in range(3)] == [[1], [2], [3]]
+        with pytest.raises(MalformedResponseError, match="did not end after 3 pages"):
+            next(pages)
+    assert len(server.hits("/p")) == 3
+
+
+def test_link_header_and_page_number_paginators_are_bounded_too(server, clock):
+    server.script("/orders.json", *[(200, {"orders": [n]}, {"Link": f'</orders.json?page_info=p{n}>; rel="next"'})
+                                    for n in range(1, 6)])
+    server.script("/numbered", (200, {"orders": [1]}))  # no `pages`, never empty
+    with make_client(server, clock) as client:
+        with pytest.raises(MalformedResponseError, match="did not end after 2 pages"):
+            list(paginate_link_header(client, "/orders.json", items_key="orders", max_pages=2))
+        with pytest.raises(MalformedResponseError, match="did not end after 3 pages"):
+            list(paginate_page_numbers(client, "/numbered", items_key="orders", max_pages=3))
+    assert len(server.hits("/orders.json")) == 2 and len(server.hits("/numbered")) == 3

@@ -122,3 +122,52 @@ def test_schema_evolution_adds_columns(conn, unique):
     ensure_tables(conn, [evolved])  # idempotent
     write(conn, evolved, "a", [dict(rec(1), color="red")])
     assert conn.execute(f"SELECT color FROM t_{unique}.items").fetchone() == ("red",)
+
+
+def make_deletable_table(suffix: str) -> sa.Table:
+    return entity_table(
+        sa.MetaData(), f"t_{suffix}", "items",
+        sa.Column("item_id", sa.BigInteger, nullable=False),
+        sa.Column("name", sa.Text),
+        sa.Column("deleted_at", sa.DateTime(timezone=True)),
+        key=["item_id"],
+        updated_at_path="modified",
+    )
+
+
+def soft_delete(conn, table, item_id):
+    """What a delete webhook and reconciliation do: set deleted_at, leave the updated-at alone."""
+    conn.execute(f"UPDATE {table.fullname} SET deleted_at = now(), synced_at = now() WHERE item_id = %s",
+                 (item_id,))
+
+
+def test_a_stale_version_never_revives_a_soft_deleted_row(conn, unique):
+    table = make_deletable_table(unique)
+    ensure_tables(conn, [table])
+    write(conn, table, "a", [rec(1), rec(2)])
+    soft_delete(conn, table, 1)
+    soft_delete(conn, table, 2)
+
+    # A batch fetched before the delete, or the overlap re-reading it: same updated-at.
+    stale = write(conn, table, "a", [rec(1), rec(2, name="edited in the same second")])
+    assert (stale.inserted, stale.updated, stale.unchanged) == (0, 0, 2)
+    rows = conn.execute(f"SELECT item_id, name, deleted_at IS NOT NULL, xmax::text = '0'"
+                        f" FROM t_{unique}.items ORDER BY 1").fetchall()
+    assert rows == [(1, "n", True, True), (2, "n", True, True)]  # still deleted, not even locked
+
+    # Only a strictly newer version shows the record exists after the delete.
+    newer = write(conn, table, "a", [rec(1, name="restored", modified="2026-01-01T00:00:01Z")])
+    assert newer.updated == 1
+    assert conn.execute(f"SELECT name, deleted_at FROM t_{unique}.items WHERE item_id = 1").fetchone() == (
+        "restored", None)
+
+
+def test_without_updated_at_a_soft_delete_is_never_undone_by_a_reread(conn, unique):
+    table = entity_table(sa.MetaData(), f"t_{unique}", "items", sa.Column("item_id", sa.BigInteger, nullable=False),
+                         sa.Column("name", sa.Text), sa.Column("deleted_at", sa.DateTime(timezone=True)),
+                         key=["item_id"])
+    ensure_tables(conn, [table])
+    write(conn, table, "a", [{"item_id": 1, "name": "x"}])
+    soft_delete(conn, table, 1)
+    assert write(conn, table, "a", [{"item_id": 1, "name": "y"}]).updated == 0
+    assert conn.execute(f"SELECT name, deleted_at IS NOT NULL FROM t_{unique}.items").fetchone() == ("x", True)

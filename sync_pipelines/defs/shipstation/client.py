@@ -1,9 +1,10 @@
 """ShipStation API v2 as a resource that yields pages of records.
 
 Auth is the `api-key` header, one key per store (the registry names the env var holding it).
-Lists page through `links.next.href`; the default limit is 200 requests a minute per key, with
-`X-Rate-Limit-*` headers and 429 + `Retry-After` beyond it. v2 lists have no modified-since
-filter, so every sync pages through the whole list and `since` is applied by the sync core.
+Lists page through `links.next.href` (stopping at an empty page or when `page` reaches `pages`);
+the default limit is 200 requests a minute per key, with `X-Rate-Limit-*` headers and 429 +
+`Retry-After` beyond it. v2 lists have no modified-since filter, so every sync pages through the
+whole list (`since` is unused) and the upsert skips the records that did not change.
 """
 
 from __future__ import annotations

@@ -43,9 +43,12 @@ class ShopifySession:
         """The shop's settings (`iana_timezone`, currency, plan) from `shop.json`."""
         return self.http.get_json("shop.json")["shop"]
 
-    def ids(self, resource: str) -> Iterator[int]:
-        """Every id that exists upstream now (for reconciliation): 250 ids per call."""
-        extra = {"status": "any"} if resource == "orders" else {}
+    def ids(self, resource: str, *, created_since: datetime | None = None) -> Iterator[int]:
+        """Every id that exists upstream now (for reconciliation), optionally only of records
+        created at or after `created_since`: 250 ids per call."""
+        extra: dict[str, Any] = {"status": "any"} if resource == "orders" else {}
+        if created_since is not None:
+            extra["created_at_min"] = created_since.astimezone(UTC).isoformat()
         params = {"limit": 250, "fields": "id", "order": "id asc", **extra}
         for page in paginate_link_header(self.http, f"{resource}.json", params=params, items_key=resource):
             yield from (record["id"] for record in page)
