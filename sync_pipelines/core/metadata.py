@@ -23,6 +23,7 @@ class SyncReport:
     account: str
     fetched: int = 0
     skipped_older: int = 0  # ordered streams only: before (cursor − overlap), never written
+    skipped_same_version: int = 0  # full listings: the stored row has this very provider updated-at
     counts: WriteCounts = field(default_factory=WriteCounts)
     batches: int = 0
     cursor_before: datetime | None = None
@@ -38,8 +39,10 @@ class SyncReport:
             "records_fetched": dg.MetadataValue.int(self.fetched),
             "records_inserted": dg.MetadataValue.int(self.counts.inserted),
             "records_updated": dg.MetadataValue.int(self.counts.updated),
-            "records_unchanged": dg.MetadataValue.int(self.counts.unchanged + self.skipped_older),
+            "records_unchanged": dg.MetadataValue.int(
+                self.counts.unchanged + self.skipped_older + self.skipped_same_version),
             "records_skipped_before_cursor": dg.MetadataValue.int(self.skipped_older),
+            "records_skipped_same_version": dg.MetadataValue.int(self.skipped_same_version),
             "batches_committed": dg.MetadataValue.int(self.batches),
             **{name: _number(value) for name, value in self.http.items()},
             "cursor_before": dg.MetadataValue.text(_iso(self.cursor_before)),

@@ -64,7 +64,24 @@ def test_unordered_listing_that_shifted_mid_scan_loses_nothing(conn, unique):
 
     second = sync_stream(conn, stream, "a", offset_pages(upstream, 2))
     assert ids(conn, table) == [1, 2, 3, 4]  # (item 2's delete is for reconciliation to find)
-    assert (second.counts.inserted, second.counts.unchanged, second.skipped_older) == (1, 2, 0)
+    assert (second.counts.inserted, second.skipped_same_version, second.skipped_older) == (1, 2, 0)
+
+
+def test_a_full_listing_writes_only_records_whose_stored_version_differs(conn, unique):
+    """Records already stored with the same provider updated-at are skipped before any row is
+    built (one lookup per page); a newer, an older or a missing version is handed to the upsert."""
+    table = make_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, ordered=False)
+    sync_stream(conn, stream, "a", lambda since: iter([[rec(1), rec(2), rec(3)]]))
+    conn.execute(f"DELETE FROM {table.fullname} WHERE item_id = 3")
+
+    again = sync_stream(conn, stream, "a", lambda since: iter([[rec(1), rec(2, NEW), rec(3)]]))
+
+    assert again.skipped_same_version == 1  # item 1
+    assert (again.counts.inserted, again.counts.updated) == (1, 1)  # item 3 back, item 2 newer
+    assert ids(conn, table) == [1, 2, 3]
+    other = sync_stream(conn, stream, "b", lambda since: iter([[rec(1)]]))  # accounts never share
+    assert (other.skipped_same_version, other.counts.inserted) == (0, 1)
 
 
 def test_ordered_stream_skips_records_before_the_cursor_overlap(conn, unique):
