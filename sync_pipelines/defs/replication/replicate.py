@@ -190,21 +190,27 @@ def source_snapshot(url: str, lock: tuple[str, str] | None = None) -> Iterator[p
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
-            # Cursor columns without a time zone are read as UTC.
-            conn.execute("SET LOCAL TIME ZONE 'UTC'")
-            _pin_text_formats(conn)
+            # First: the snapshot is taken by the first query (the SELECT below included).
             if lockable:
                 conn.execute(sql.SQL("LOCK TABLE {}.{} IN ACCESS SHARE MODE").format(*map(sql.Identifier, lock)))
+            # Cursor columns without a time zone are read as UTC.
+            _pin_text_formats(conn, TimeZone="UTC")
             yield conn
 
 
-def _pin_text_formats(conn: psycopg.Connection) -> None:
+_TEXT_FORMATS = {"DateStyle": "ISO, YMD", "IntervalStyle": "postgres", "extra_float_digits": "3",
+                 "bytea_output": "hex"}
+
+
+def _pin_text_formats(conn: psycopg.Connection, **more: str) -> None:
     """Text COPY (user types) renders and parses values by session settings: pin the ones that
-    change text, on both sides, so a database's own defaults (DMY dates, short floats) cannot."""
-    conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-    conn.execute("SET LOCAL IntervalStyle = 'postgres'")
-    conn.execute("SET LOCAL extra_float_digits = 3")
-    conn.execute("SET LOCAL bytea_output = 'hex'")
+    change text, on both sides, so a database's own defaults (DMY dates, short floats) cannot.
+    Transaction-local (`set_config(…, true)` = SET LOCAL), in one round trip."""
+    settings = {**_TEXT_FORMATS, **more}
+    conn.execute(
+        sql.SQL("SELECT {}").format(sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in settings)),
+        [value for pair in settings.items() for value in pair],
+    )
 
 
 def _read_source(src: psycopg.Connection, spec: TableSpec, where: str) -> TableDef:
