@@ -4,7 +4,7 @@ Every entity table has the same bookkeeping columns: `account` (first part of th
 stores with the same provider id never collide), `raw` (the provider's JSON as `jsonb`),
 `source_updated_at` (the provider's own updated-at) and `synced_at`. A typed column names where
 its value lives in the record with `info={"path": "a.b"}` (default: the column name). A column
-named `deleted_at` marks soft deletes, which the writer undoes only for a strictly newer version.
+named `deleted_at` marks soft deletes, which the writer undoes only for a version updated after the delete.
 """
 
 from __future__ import annotations

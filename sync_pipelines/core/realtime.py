@@ -6,6 +6,11 @@ a re-delivered batch is never lost and a retried tick never launches the same ba
 applies every still-pending event of its account up to that id and marks them processed in the
 same transaction, so delivery is at-least-once and applying twice is harmless (the upsert keeps the
 newest version by the provider's updated-at).
+
+A delivery that cannot be applied (a payload without its id, a value the table refuses) is set
+aside — marked processed, counted as a rejection (`unapplicable`) and logged by inbox id — so it
+cannot block its account's queue. A delete for a record not stored yet leaves a tombstone row
+(`deleted_at` set, no other values), so a create delivered late does not bring the record back.
 """
 
 
@@ -108,22 +113,30 @@ def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callab
                 events = inbox.pending(conn, provider, config.account, up_to_id=config.up_to_id, lock=True)
                 counts = apply_events(conn, config.account, events, routes, topic_of)
                 inbox.mark_processed(conn, [e.id for e in events], context.run_id)
+                for result in counts.values():
+                    for event_id, reason in result.rejected:
+                        inbox.record_rejection(conn, provider, "unapplicable", config.account)
+                        context.log.warning(f"{provider} [{config.account}]: inbox id {event_id} set aside: {reason}")
         now = datetime.now(UTC)
         lags = [(now - e.triggered_at).total_seconds() for e in events if e.triggered_at]
-        for name, result in counts.items():
-            route = routes[name]
+        by_asset: dict[dg.AssetKey, RouteResult] = defaultdict(RouteResult)
+        for name, result in counts.items():  # an entity's upsert and delete routes: one materialization
+            by_asset[routes[name].asset_key].merge(result)
+        for asset_key, result in by_asset.items():
             context.log_event(
                 dg.AssetMaterialization(
-                    asset_key=route.asset_key,
+                    asset_key=asset_key,
                     partition=config.account,
                     description=f"{result.events} webhook deliveries applied",
                     metadata={
                         "source": "webhooks",
                         "deliveries": result.events,
+                        "deliveries_set_aside": len(result.rejected),
                         "records_inserted": result.counts.inserted,
                         "records_updated": result.counts.updated,
                         "records_unchanged": result.counts.unchanged,
                         "records_deleted": result.deleted,
+                        "tombstones_written": result.tombstones,
                     },
                 )
             )
@@ -148,7 +161,16 @@ def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callab
 class RouteResult:
     events: int = 0
     deleted: int = 0
+    tombstones: int = 0
     counts: WriteCounts = field(default_factory=WriteCounts)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (inbox id, why)
+
+    def merge(self, other: "RouteResult") -> None:
+        self.events += other.events
+        self.deleted += other.deleted
+        self.tombstones += other.tombstones
+        self.counts += other.counts
+        self.rejected += other.rejected
 
 
 def apply_events(
@@ -158,9 +180,10 @@ def apply_events(
     routes: Mapping[str, Route],
     topic_of: Callable[[str], str],
 ) -> dict[str, RouteResult]:
-    """Apply deliveries inside the caller's transaction: upserts batched per table, then deletes."""
+    """Apply deliveries inside the caller's transaction: upserts batched per table, then deletes.
+    A delivery that cannot be applied is reported in `rejected` instead of failing the batch."""
     results: dict[str, RouteResult] = defaultdict(RouteResult)
-    upserts: dict[str, list[tuple]] = defaultdict(list)
+    upserts: dict[str, list[tuple[inbox.InboxEvent, tuple]]] = defaultdict(list)
     deletes: list[tuple[str, inbox.InboxEvent]] = []
     for event in events:
         name = topic_of(event.topic)
@@ -170,17 +193,68 @@ def apply_events(
         results[name].events += 1
         if route.delete:
             deletes.append((name, event))
-        else:
-            upserts[name].append(row_builder(route.table)(account, event.payload))
-    for name, rows in upserts.items():
-        results[name].counts += UpsertWriter(routes[name].table).write_batch(conn, rows)
+            continue
+        try:
+            row = row_builder(route.table)(account, event.payload)
+        except (ValueError, TypeError, AttributeError) as error:  # e.g. a timestamp without an offset
+            results[name].rejected.append((event.id, f"{type(error).__name__}: {error}"))
+            continue
+        if any(row[i] is None for i in _key_positions(route.table)):
+            results[name].rejected.append((event.id, "payload has no value for the table's key"))
+            continue
+        upserts[name].append((event, row))
+    for name, items in upserts.items():
+        _write(conn, UpsertWriter(routes[name].table), items, results[name])
     for name, event in deletes:
-        route = routes[name]
-        (key,) = [k for k in key_columns(route.table) if k != "account"]
-        when = event.triggered_at or datetime.now(UTC)
-        results[name].deleted += conn.execute(
-            sql.SQL("UPDATE {} SET deleted_at = %s, synced_at = now() WHERE account = %s AND {} = %s"
-                    " AND deleted_at IS NULL").format(qualified(route.table), sql.Identifier(key)),
-            (when, account, event.payload.get(route.id_path)),
-        ).rowcount
+        _delete(conn, account, routes[name], event, results[name])
     return dict(results)
+
+
+def _key_positions(table: sa.Table) -> list[int]:
+    columns = [c.name for c in table.columns if c.name != "synced_at"]
+    return [columns.index(k) for k in key_columns(table)]
+
+
+def _write(conn: psycopg.Connection, writer: UpsertWriter, items: list[tuple[inbox.InboxEvent, tuple]],
+           result: RouteResult) -> None:
+    """One batch; if the database refuses it, row by row, setting aside the rows it refuses."""
+    try:
+        with conn.transaction():  # a savepoint: the caller's transaction survives a refusal
+            result.counts += writer.write_batch(conn, [row for _, row in items])
+        return
+    except (psycopg.DataError, psycopg.IntegrityError):
+        pass
+    for event, row in items:
+        try:
+            with conn.transaction():
+                result.counts += writer.write_batch(conn, [row])
+        except (psycopg.DataError, psycopg.IntegrityError) as error:
+            result.rejected.append((event.id, f"{type(error).__name__}: {error.diag.message_primary}"))
+
+
+def _delete(conn: psycopg.Connection, account: str, route: Route, event: inbox.InboxEvent,
+            result: RouteResult) -> None:
+    (key,) = [k for k in key_columns(route.table) if k != "account"]
+    record_id = event.payload.get(route.id_path) if isinstance(event.payload, dict) else None
+    if record_id is None:
+        result.rejected.append((event.id, f"delete without {route.id_path!r}"))
+        return
+    when = event.triggered_at or datetime.now(UTC)
+    table, key_ident = qualified(route.table), sql.Identifier(key)
+    try:
+        with conn.transaction():
+            deleted = conn.execute(
+                sql.SQL("UPDATE {} SET deleted_at = %s, synced_at = now() WHERE account = %s AND {} = %s"
+                        " AND deleted_at IS NULL").format(table, key_ident),
+                (when, account, record_id),
+            ).rowcount
+            tombstones = 0 if deleted else conn.execute(
+                sql.SQL("INSERT INTO {} (account, {}, raw, deleted_at) VALUES (%s, %s, %s, %s)"
+                        " ON CONFLICT DO NOTHING").format(table, key_ident),
+                (account, record_id, psycopg.types.json.Jsonb(event.payload), when),
+            ).rowcount
+    except (psycopg.DataError, psycopg.IntegrityError) as error:
+        result.rejected.append((event.id, f"{type(error).__name__}: {error.diag.message_primary}"))
+        return
+    result.deleted += deleted
+    result.tombstones += tombstones

@@ -6,8 +6,8 @@ no-change incremental run write 0 rows. Such rows are dropped by a join before t
 `ON CONFLICT`, which would otherwise lock (and WAL-log) each of them. A row never overwrites a
 newer one: when both sides carry the provider's updated-at, an older incoming version is skipped
 (webhooks may have written a newer version already). A soft-deleted row (`deleted_at` set by a
-delete webhook or reconciliation, which leave the updated-at alone) is revived only by a strictly
-newer version. Call `write_batch` inside the caller's transaction, so the cursor that covers the
+delete webhook or reconciliation, which leave the updated-at alone) is revived only by a version
+updated after the delete. Call `write_batch` inside the caller's transaction, so the cursor that covers the
 batch commits with it.
 """
 
@@ -93,8 +93,8 @@ class UpsertWriter:
 
     def _guard(self, old: str, new: str, non_keys: list[str]) -> sql.Composed:
         """Write the new version only if it differs and is not older, and clear `deleted_at` only
-        with a strictly newer one: a version read before the delete (or re-read by the overlap)
-        carries the same updated-at as the row it deleted. Aliases are constants."""
+        with a version updated after the delete: one read before the delete, re-read by the overlap
+        or retried late by the provider must not revive the row. Aliases are constants."""
 
         def ref(alias: str, column: str) -> sql.Composed:
             return sql.SQL(alias + ".") + sql.Identifier(column)
@@ -107,8 +107,9 @@ class UpsertWriter:
             at_old, at_new = ref(old, "source_updated_at"), ref(new, "source_updated_at")
             guard += sql.SQL(" AND ({} IS NULL OR {} IS NULL OR {} >= {})").format(at_old, at_new, at_new, at_old)
         if "deleted_at" in non_keys:
-            # Without updated-at on both sides nothing shows the version is newer than the delete.
-            newer = (sql.SQL("COALESCE({} > {}, false)").format(at_new, at_old)
+            # Revived only by a version made after the delete itself (a late retry of an edit
+            # made before it must not undo it); without an updated-at nothing shows that.
+            newer = (sql.SQL("COALESCE({} > {}, false)").format(at_new, ref(old, "deleted_at"))
                      if "source_updated_at" in self.columns else sql.SQL("false"))
             guard += sql.SQL(" AND ({} IS NULL OR {} IS NOT NULL OR {})").format(
                 ref(old, "deleted_at"), ref(new, "deleted_at"), newer)

@@ -135,18 +135,18 @@ def make_deletable_table(suffix: str) -> sa.Table:
     )
 
 
-def soft_delete(conn, table, item_id):
+def soft_delete(conn, table, item_id, at="now"):
     """What a delete webhook and reconciliation do: set deleted_at, leave the updated-at alone."""
-    conn.execute(f"UPDATE {table.fullname} SET deleted_at = now(), synced_at = now() WHERE item_id = %s",
-                 (item_id,))
+    conn.execute(f"UPDATE {table.fullname} SET deleted_at = %s::timestamptz, synced_at = now() WHERE item_id = %s",
+                 (at, item_id))
 
 
 def test_a_stale_version_never_revives_a_soft_deleted_row(conn, unique):
     table = make_deletable_table(unique)
     ensure_tables(conn, [table])
     write(conn, table, "a", [rec(1), rec(2)])
-    soft_delete(conn, table, 1)
-    soft_delete(conn, table, 2)
+    soft_delete(conn, table, 1, at="2026-01-01T00:00:00.5Z")
+    soft_delete(conn, table, 2, at="2026-01-01T00:00:00.5Z")
 
     # A batch fetched before the delete, or the overlap re-reading it: same updated-at.
     stale = write(conn, table, "a", [rec(1), rec(2, name="edited in the same second")])
@@ -155,7 +155,11 @@ def test_a_stale_version_never_revives_a_soft_deleted_row(conn, unique):
                         f" FROM t_{unique}.items ORDER BY 1").fetchall()
     assert rows == [(1, "n", True, True), (2, "n", True, True)]  # still deleted, not even locked
 
-    # Only a strictly newer version shows the record exists after the delete.
+    # An edit made before the delete, delivered late (a provider's retry), does not revive it.
+    late = write(conn, table, "a", [rec(2, name="edited before the delete", modified="2026-01-01T00:00:00.2Z")])
+    assert late.updated == 0
+
+    # Only a version made after the delete shows the record exists after it.
     newer = write(conn, table, "a", [rec(1, name="restored", modified="2026-01-01T00:00:01Z")])
     assert newer.updated == 1
     assert conn.execute(f"SELECT name, deleted_at FROM t_{unique}.items WHERE item_id = 1").fetchone() == (

@@ -3,6 +3,10 @@
 Days are the shop's own calendar days (its IANA time zone from `shop.json`), as a merchant
 reads "orders on Monday".
 
+Revenue is gross (`total_price`, refunds not subtracted); cancelled, deleted and test orders do
+not count. A customer is new on the day of their first order among the synced orders (a cancelled
+first order still makes later ones returning), so history before the synced orders is unknown.
+
 Recomputed in full per shop (an aggregate over the shop's orders), so late edits, cancellations
 and deletes of old orders are reflected; the upsert rewrites only days whose figures changed, and
 days that no longer have orders are removed.
@@ -13,13 +17,17 @@ from typing import Any
 import psycopg
 
 _REFRESH = """
-WITH live AS (
-    SELECT order_id, customer_id, total_price, (created_at AT TIME ZONE %(timezone)s)::date AS day
+WITH placed AS (  -- every real order, cancelled ones too: a customer's first order is their first
+    SELECT order_id, customer_id, total_price, cancelled_at, (created_at AT TIME ZONE %(timezone)s)::date AS day
     FROM shopify.orders
-    WHERE account = %(account)s AND deleted_at IS NULL AND cancelled_at IS NULL
+    WHERE account = %(account)s AND deleted_at IS NULL AND created_at IS NOT NULL
+      AND NOT coalesce((raw ->> 'test')::boolean, false)
+),
+live AS (
+    SELECT order_id, customer_id, total_price, day FROM placed WHERE cancelled_at IS NULL
 ),
 first_day AS (
-    SELECT customer_id, min(day) AS day FROM live WHERE customer_id IS NOT NULL GROUP BY customer_id
+    SELECT customer_id, min(day) AS day FROM placed WHERE customer_id IS NOT NULL GROUP BY customer_id
 ),
 per_day AS (
     SELECT l.day,

@@ -18,6 +18,9 @@ from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient
 from sync_pipelines.defs.shopify.webhooks import TOPICS
 
 
+_CURRENT = {"pending", "oldest_pending_age_seconds"}  # the backlog now, not a 24-hour count
+
+
 def default_address() -> str:
     """Where Shopify should deliver: the receiver's public URL (`SYNC_RECEIVER_PUBLIC_URL`)."""
     base = os.environ.get("SYNC_RECEIVER_PUBLIC_URL", "http://127.0.0.1:8766").rstrip("/")
@@ -29,6 +32,8 @@ def plan(existing: list[dict], address: str) -> dict[str, list]:
     by_topic: dict[str, list[dict]] = {}
     for hook in existing:
         by_topic.setdefault(hook["topic"], []).append(hook)
+    for hooks in by_topic.values():  # keep the one already at our address, if any
+        hooks.sort(key=lambda hook: hook["address"] != address)
     missing = [t for t in TOPICS if t not in by_topic]
     wrong_address = [h for t in TOPICS for h in by_topic.get(t, [])[:1] if h["address"] != address]
     extra = [h for t, hooks in by_topic.items() for h in (hooks if t not in TOPICS else hooks[1:])]
@@ -127,7 +132,7 @@ def webhooks_health(context: dg.AssetExecutionContext, app_db: AppDatabase, shop
     oldest = stats.get("oldest_pending_age_seconds") or 0
     yield dg.MaterializeResult(
         metadata={
-            **{f"last_24h_{k}": v for k, v in stats.items() if not isinstance(v, dict)},
+            **{(k if k in _CURRENT else f"last_24h_{k}"): v for k, v in stats.items() if not isinstance(v, dict)},
             "rejected_by_reason": dg.MetadataValue.json(stats.get("rejected_by_reason", {})),
             "subscription_problems": dg.MetadataValue.json(problems),
             "address": address,
