@@ -4,6 +4,7 @@ pages. Screenshots are kept in `test-artifacts/`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -92,6 +93,22 @@ def dagster_ui(dagster_env, database_url, unique):
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+            _kill_leftovers(env["DAGSTER_HOME"])
+
+
+def _kill_leftovers(dagster_home: str) -> None:
+    """`dagster dev` can leave a code server (`dagster api grpc`) behind, re-parented to init,
+    in a session of its own; every process of this test names our DAGSTER_HOME in its arguments."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if dagster_home in arguments and "dagster" in arguments:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def test_asset_graph_lists_every_provider_and_a_launched_run_succeeds(chromium, dagster_ui, monkeypatch):
