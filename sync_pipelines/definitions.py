@@ -13,5 +13,7 @@ defs = dg.Definitions.merge(
     shopify.defs,
     replication.defs,
     operations.defs,
-    dg.Definitions(resources={"app_db": AppDatabase()}),
+    # Also for runs outside the named jobs ("Materialize all"): API-bound steps, where a
+    # subprocess per step would cost seconds.
+    dg.Definitions(resources={"app_db": AppDatabase()}, executor=dg.in_process_executor),
 )

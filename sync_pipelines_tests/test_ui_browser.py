@@ -4,7 +4,6 @@ pages. Screenshots are kept in `test-artifacts/`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -24,6 +23,7 @@ from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.defs.shipstation.assets import stores
 from sync_pipelines.sandbox.server import serve_in_thread
 from sync_pipelines.sandbox.shipstation import ShipStationSandbox
+from sync_pipelines_tests.helpers import kill_leftovers
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -93,22 +93,8 @@ def dagster_ui(dagster_env, database_url, unique):
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-            _kill_leftovers(env["DAGSTER_HOME"])
+            kill_leftovers(env["DAGSTER_HOME"])
 
-
-def _kill_leftovers(dagster_home: str) -> None:
-    """`dagster dev` can leave a code server (`dagster api grpc`) behind, re-parented to init,
-    in a session of its own; every process of this test names our DAGSTER_HOME in its arguments."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            arguments = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if dagster_home in arguments and "dagster" in arguments:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def test_asset_graph_lists_every_provider_and_a_launched_run_succeeds(chromium, dagster_ui, monkeypatch):

@@ -10,10 +10,11 @@ from pathlib import Path
 import dagster as dg
 
 from sync_pipelines.core.resources import AppDatabase
-from sync_pipelines.core.registry import set_active, upsert_account
+from sync_pipelines.core.registry import CADENCES, set_active, upsert_account
 from sync_pipelines.defs.shipstation.assets import stores
 from sync_pipelines.defs.shipstation.schedules import schedules
 from sync_pipelines.defs.shipstation.sensors import sensors
+from sync_pipelines_tests.helpers import kill_leftovers
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -23,6 +24,7 @@ def test_dagster_definitions_validate(dagster_env):
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "sync_pipelines.definitions"],
         cwd=ROOT, capture_output=True, text=True, env=dagster_env, timeout=180,
     )
+    kill_leftovers(dagster_env["DAGSTER_HOME"])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -32,10 +34,12 @@ def test_definitions_wire_jobs_schedules_and_sensors():
     repo = defs.get_repository_def()
     job = repo.get_job("shipstation_sync")
     assert job.executor_def.name == "in_process"
-    assert {s.name for s in repo.schedule_defs} >= {
-        "shipstation_30min_schedule", "shipstation_hourly_schedule", "shipstation_daily_schedule"
-    }
-    assert {s.cron_schedule for s in repo.schedule_defs} >= {"*/30 * * * *", "0 * * * *", "0 2 * * *"}
+    # "Materialize all" from the UI runs the implicit asset job: in process too.
+    assert repo.get_implicit_global_asset_job_def().executor_def.name == "in_process"
+    # Every cadence the registry (and `accounts add --cadence`) accepts has its schedule.
+    assert {s.name for s in repo.schedule_defs} >= {f"shipstation_{c}_schedule" for c in CADENCES}
+    assert {s.cron_schedule for s in repo.schedule_defs} >= {
+        "*/15 * * * *", "*/30 * * * *", "0 * * * *", "0 */6 * * *", "0 2 * * *"}
     graph = defs.resolve_asset_graph()
     products = dg.AssetKey(["shipstation", "products"])
     inventory = dg.AssetKey(["shipstation", "inventory"])
