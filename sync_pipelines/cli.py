@@ -41,10 +41,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from sync_pipelines.core.status import render_table, status_report
     from sync_pipelines.dev import local_environment
 
-    local_environment(os.environ)  # type: ignore[arg-type]  # no-op where DAGSTER_HOME/DATABASE_URL are set
+    # Keeps configured DAGSTER_HOME/DAGSTER_PG_*; the embedded server only when they are unset.
+    server = local_environment(os.environ, app_database=False)  # type: ignore[arg-type]
     now = datetime.now(UTC)
-    with dg.DagsterInstance.get() as instance:
-        rows = status_report(instance, days=args.days, provider=args.provider)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            rows = status_report(instance, days=args.days, provider=args.provider)
+    finally:
+        if server is not None and server.started:  # leave nothing running that was not before
+            server.stop()
     if args.json:
         print(json.dumps([r.as_dict(now) for r in rows], indent=2))
     else:

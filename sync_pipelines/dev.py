@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
 from sync_pipelines.core.database import redact_url
-from sync_pipelines.core.embedded import EmbeddedPostgres, local_dir
+from sync_pipelines.core.embedded import EmbeddedPostgres, _port_free, local_dir
 from sync_pipelines.core.registry import get_account, upsert_account
 from sync_pipelines.core.resources import AppDatabase
 
@@ -41,29 +42,50 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def local_environment(env: dict[str, str]) -> EmbeddedPostgres | None:
-    """Fill `env` for local use: the embedded server's `app` and `dagster` databases unless
-    `DATABASE_URL` is set, and a DAGSTER_HOME whose dagster.yaml is the project's. Returns the
-    embedded server it started (None when using the configured databases)."""
+def local_environment(env: dict[str, str], *, app_database: bool = True) -> EmbeddedPostgres | None:
+    """Fill in what `env` lacks for local use, keeping whatever is already configured.
+
+    - `DATABASE_URL` (and the demo's `SOURCE_DATABASE_URL`): the embedded server's `app` and
+      `source` databases when unset (skipped with `app_database=False`, e.g. for `status`).
+    - `DAGSTER_PG_*`: the embedded server's `dagster` database when neither DAGSTER_PG_HOST nor
+      DAGSTER_PG_DB is set; otherwise left as they are (both must then be set).
+    - `DAGSTER_HOME`: a project-local home linking the project's dagster.yaml when unset. An
+      inherited DAGSTER_HOME without a dagster.yaml is refused rather than used: Dagster would
+      silently fall back to SQLite there while everything else reads the PostgreSQL storage.
+
+    Returns the embedded server when one is used (check its `started` to see whether this call
+    started it), None when only configured databases are used."""
+    home = env.get("DAGSTER_HOME")
+    if home and not (Path(home) / "dagster.yaml").is_file():
+        raise SystemExit(
+            f"DAGSTER_HOME={home} has no dagster.yaml, so Dagster would use SQLite there instead of the"
+            f" PostgreSQL storage. Unset DAGSTER_HOME to use the project's ({local_dir() / 'dagster_home'}),"
+            f" or link {PROJECT_ROOT / 'dagster.yaml'} into it."
+        )
+    dagster_configured = bool(env.get("DAGSTER_PG_HOST") or env.get("DAGSTER_PG_DB"))
+    missing = [v for v in ("DAGSTER_PG_HOST", "DAGSTER_PG_DB") if not env.get(v)]
+    if dagster_configured and missing:
+        raise SystemExit(f"DAGSTER_PG_* are partly set: set {', '.join(missing)} too.")
+    if env.get("DATABASE_URL") and not dagster_configured:
+        raise SystemExit(f"DATABASE_URL is set, so set {', '.join(missing)} (and the other DAGSTER_PG_*) too.")
     server = None
-    if env.get("DATABASE_URL"):
-        missing = [v for v in ("DAGSTER_PG_HOST", "DAGSTER_PG_DB") if not env.get(v)]
-        if missing:
-            raise SystemExit(f"DATABASE_URL is set, so set {', '.join(missing)} (and the other DAGSTER_PG_*) too.")
-    else:
+    needs_app = app_database and not env.get("DATABASE_URL")
+    if needs_app or not dagster_configured:
         server = EmbeddedPostgres()
         server.ensure_running()
-        env["DATABASE_URL"] = server.ensure_database("app")
-        server.ensure_database(DAGSTER_DATABASE)
-        # The replication demo's source ("slave") database, on the same local server.
-        env.setdefault("SOURCE_DATABASE_URL", server.ensure_database("source"))
-        env.update(
-            DAGSTER_PG_USERNAME="postgres",
-            DAGSTER_PG_PASSWORD="trust-auth-ignores-this",
-            DAGSTER_PG_HOST="127.0.0.1",
-            DAGSTER_PG_PORT=str(server.port),
-            DAGSTER_PG_DB=DAGSTER_DATABASE,
-        )
+        if needs_app:
+            env["DATABASE_URL"] = server.ensure_database("app")
+            # The replication demo's source ("slave") database, on the same local server.
+            env.setdefault("SOURCE_DATABASE_URL", server.ensure_database("source"))
+        if not dagster_configured:
+            server.ensure_database(DAGSTER_DATABASE)
+            env.update(
+                DAGSTER_PG_USERNAME="postgres",
+                DAGSTER_PG_PASSWORD="trust-auth-ignores-this",
+                DAGSTER_PG_HOST="127.0.0.1",
+                DAGSTER_PG_PORT=str(server.port),
+                DAGSTER_PG_DB=DAGSTER_DATABASE,
+            )
     if not env.get("DAGSTER_HOME"):
         home = local_dir() / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
@@ -75,11 +97,41 @@ def local_environment(env: dict[str, str]) -> EmbeddedPostgres | None:
     return server
 
 
+def dev_ports(args: argparse.Namespace) -> dict[str, int]:
+    """The ports `dev` listens on, by the option that sets them."""
+    return {"--port (Dagster UI)": args.port, "--sandbox-port": args.sandbox_port,
+            "--shopify-sandbox-port": args.shopify_sandbox_port, "--receiver-port": args.receiver_port}
+
+
+def check_ports(ports: Mapping[str, int]) -> None:
+    """Fail before starting anything when a port is taken: half a stack (e.g. a daemon whose UI
+    port belongs to someone else, or a second `dev` next to the first) is worse than none."""
+    for option, port in ports.items():
+        if port and not _port_free(port):
+            raise SystemExit(f"port {port} is already in use ({option}); is another `sync-pipelines dev`"
+                             f" running? Stop it or choose another port with {option.split()[0]}.")
+
+
+def demo_steps(environ: Mapping[str, str]) -> dict[str, bool]:
+    """Which demo writes `dev` may do, given the environment it was started with: only into the
+    embedded databases it manages, never into a configured (possibly real) one."""
+    return {
+        # Sandbox accounts in sync.integrations (and their webhook subscriptions).
+        "register_accounts": not environ.get("DATABASE_URL"),
+        # Seeding and drifting the replication demo's source tables.
+        "seed_source": not environ.get("DATABASE_URL") and not environ.get("SOURCE_DATABASE_URL"),
+    }
+
+
+def _set_credentials(env: dict[str, str], provider: str, accounts) -> None:
+    for account in accounts:
+        env[credentials_env(provider, account)] = sandbox_secret(provider, account)
+
+
 def _register(env: dict[str, str], provider: str, accounts) -> None:
     with AppDatabase(url=env["DATABASE_URL"]).connect() as conn:
         for account in accounts:
             var = credentials_env(provider, account)
-            env[var] = sandbox_secret(provider, account)
             found = get_account(conn, provider, account)
             if found is None:
                 upsert_account(conn, provider, account, credentials_env=var,
@@ -90,7 +142,8 @@ def _register(env: dict[str, str], provider: str, accounts) -> None:
                                lookback_days=found.lookback_days)
 
 
-def _sandboxes(env: dict[str, str], stack: ExitStack, args: argparse.Namespace) -> dict[str, str]:
+def _sandboxes(env: dict[str, str], stack: ExitStack, args: argparse.Namespace,
+               register: bool) -> dict[str, str]:
     from sync_pipelines.sandbox.server import serve_in_thread
     from sync_pipelines.sandbox.shipstation import ShipStationSandbox
     from sync_pipelines.sandbox.shopify import ShopifySandbox
@@ -102,7 +155,9 @@ def _sandboxes(env: dict[str, str], stack: ExitStack, args: argparse.Namespace) 
     stack.callback(shipstation.stop_drift)
     shipstation_url = stack.enter_context(serve_in_thread(shipstation.app, port=args.sandbox_port)).url
     env["SHIPSTATION_BASE_URL"] = shipstation_url
-    _register(env, "shipstation", SHIPSTATION_STORES)
+    _set_credentials(env, "shipstation", SHIPSTATION_STORES)
+    if register:
+        _register(env, "shipstation", SHIPSTATION_STORES)
 
     shopify = ShopifySandbox(seed=7, app_secret=WEBHOOK_SECRET)
     for shop, orders in SHOPIFY_SHOPS.items():
@@ -110,7 +165,9 @@ def _sandboxes(env: dict[str, str], stack: ExitStack, args: argparse.Namespace) 
     shopify_url = stack.enter_context(serve_in_thread(shopify.app, port=args.shopify_sandbox_port)).url
     stack.callback(shopify.close)
     env["SHOPIFY_BASE_URL_TEMPLATE"] = f"{shopify_url}/shops/{{shop}}"
-    _register(env, "shopify", SHOPIFY_SHOPS)
+    _set_credentials(env, "shopify", SHOPIFY_SHOPS)
+    if register:
+        _register(env, "shopify", SHOPIFY_SHOPS)
     shopify.start_drift(args.drift_seconds)
     return {"ShipStation v2": shipstation_url, "Shopify Admin": shopify_url}
 
@@ -148,9 +205,7 @@ def _replication_demo(env: dict[str, str], stack: ExitStack, every: float) -> No
 
     from sync_pipelines.defs.replication.demo import drift_demo_source, seed_demo_source
 
-    url = env.get("SOURCE_DATABASE_URL")
-    if not url or not url.endswith("/source"):
-        return  # a real source database is never written to
+    url = env["SOURCE_DATABASE_URL"]
     seed_demo_source(url)
     stop = threading.Event()
 
@@ -162,19 +217,35 @@ def _replication_demo(env: dict[str, str], stack: ExitStack, every: float) -> No
     stack.callback(stop.set)
 
 
+def spawn(command: list[str], **kwargs) -> subprocess.Popen:
+    """Popen whose child honours SIGINT even when `dev` was started with it ignored (`&`, nohup,
+    CI): an ignored signal stays ignored across exec, a handled one is reset to the default.
+    (No preexec_fn: not safe with the sandbox threads running.)"""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return subprocess.Popen(command, **kwargs)
+
+
 def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
+    check_ports(dev_ports(args))
+    steps = demo_steps(env)
     with ExitStack() as stack:
         server = local_environment(env)
-        if server is not None and not args.keep_db:
+        # Stop only a server this process started: not one kept by --keep-db, `db start` or another `dev`.
+        if server is not None and server.started and not args.keep_db:
             stack.callback(server.stop)
-        sandboxes = _sandboxes(env, stack, args)
+        sandboxes = _sandboxes(env, stack, args, register=steps["register_accounts"])
         receiver = _receiver(env, stack, args.receiver_port)
-        _subscribe_sandbox_shops(env)
-        _replication_demo(env, stack, args.drift_seconds)
+        if steps["register_accounts"]:
+            _subscribe_sandbox_shops(env)
+        if steps["seed_source"]:
+            _replication_demo(env, stack, args.drift_seconds)
         print(f"app database      {redact_url(env['DATABASE_URL'])}")
+        if not steps["register_accounts"]:
+            print("demo accounts     not registered: DATABASE_URL is set (not the embedded database)")
         if env.get("SOURCE_DATABASE_URL"):
-            print(f"source database   {redact_url(env['SOURCE_DATABASE_URL'])} (replication demo)")
+            demo = "replication demo" if steps["seed_source"] else "configured; demo data not written"
+            print(f"source database   {redact_url(env['SOURCE_DATABASE_URL'])} ({demo})")
         for name, url in sandboxes.items():
             print(f"sandbox           {url} ({name})")
         print(f"webhook receiver  {receiver}/webhooks/shopify")
@@ -184,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Dagster UI        http://127.0.0.1:{args.port}")
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _interrupt)
-        dagster = subprocess.Popen(
+        dagster = spawn(
             [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
              "-w", str(PROJECT_ROOT / "workspace.yaml")],
             cwd=PROJECT_ROOT, env=env, start_new_session=True,

@@ -1,5 +1,7 @@
 """The documented way to add and deactivate an account, without hand-written SQL."""
 
+import os
+
 from sync_pipelines.cli import main
 from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.core.registry import get_account
@@ -38,3 +40,44 @@ def test_shopify_accounts_are_stored_lowercase_as_the_receiver_sees_them(databas
     assert main(["accounts", "add", "shipstation", f"Store-{unique}", "--credentials-env", "K"]) == 0
     with AppDatabase().connect() as conn:
         assert get_account(conn, "shipstation", f"Store-{unique}") is not None
+
+
+def test_status_reads_the_configured_dagster_storage(dagster_env, monkeypatch, capsys):
+    """With DAGSTER_HOME/DAGSTER_PG_* set, status neither overrides them nor starts a server."""
+    from sync_pipelines import dev
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("status must not start the embedded server here")
+
+    monkeypatch.setattr(dev, "EmbeddedPostgres", no_server)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for key, value in dagster_env.items():
+        if key.startswith("DAGSTER_"):
+            monkeypatch.setenv(key, value)
+    assert main(["status", "--days", "1"]) == 0
+    assert os.environ["DAGSTER_PG_DB"] == "dagster_test"
+    capsys.readouterr()
+
+
+def test_status_stops_the_embedded_server_it_started(monkeypatch, capsys):
+    """Without configured storage status uses the embedded server, and leaves none running."""
+    import tempfile
+    from pathlib import Path
+
+    from sync_pipelines.core.embedded import EmbeddedPostgres, _free_port
+
+    local = Path(tempfile.mkdtemp(prefix="sync-status-"))
+    local.chmod(0o755)
+    monkeypatch.setenv("SYNC_LOCAL_DIR", str(local))
+    monkeypatch.setenv("SYNC_EMBEDDED_PG_PORT", str(_free_port()))
+    for key in ("DATABASE_URL", "DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB",
+                "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    server = EmbeddedPostgres(local / "postgres")
+    try:
+        assert main(["status"]) == 0
+        assert "no sync runs" in capsys.readouterr().out
+        assert (local / "postgres" / "data" / "PG_VERSION").exists()
+        assert not server.is_running()
+    finally:
+        server.stop()

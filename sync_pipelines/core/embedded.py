@@ -74,15 +74,21 @@ class EmbeddedPostgres:
         self._fast = fast
         self._lock = fasteners.InterProcessLock(str(self.root) + ".lock")
         self._run_as = _SYSTEM_USER if os.geteuid() == 0 else None
+        # Whether the last ensure_running() started the server (rather than found it running):
+        # only the process that started it should stop it.
+        self.started = False
 
     # -- lifecycle -----------------------------------------------------------------------------
     def ensure_running(self) -> str:
         """Start the server unless it already runs; return the URL of its `postgres` database."""
         self.root.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
+            self.started = False
             if not self.is_running():
+                self._check_ownership()
                 self._init_cluster()
                 self._start()
+                self.started = True
         return self.url()
 
     def is_running(self) -> bool:
@@ -153,6 +159,28 @@ class EmbeddedPostgres:
         entry = pwd.getpwnam(_SYSTEM_USER)
         os.chown(self.root, entry.pw_uid, entry.pw_gid)
 
+    def _check_ownership(self) -> None:
+        """A data directory owned by another user fails deep inside pg_ctl ("could not open PID
+        file … Permission denied"); say what is wrong and how to use another place instead."""
+        if not self.data.exists():
+            return
+        try:
+            expected = pwd.getpwnam(self._run_as).pw_uid if self._run_as else os.geteuid()
+        except KeyError:  # the system user is created on first init; nothing to compare with yet
+            return
+        owner_uid = self.data.stat().st_uid
+        if owner_uid != expected:
+            try:
+                owner = pwd.getpwuid(owner_uid).pw_name
+            except KeyError:
+                owner = f"uid {owner_uid}"
+            user = self._run_as or pwd.getpwuid(expected).pw_name
+            raise RuntimeError(
+                f"embedded PostgreSQL data directory {self.data} belongs to {owner}, but the server runs"
+                f" as {user}. Set SYNC_LOCAL_DIR to a directory of your own to keep the local state there,"
+                " or remove/chown that directory."
+            )
+
     def _choose_port(self) -> int:
         if self._port_file.exists():
             remembered = int(self._port_file.read_text().strip())
@@ -172,6 +200,8 @@ class EmbeddedPostgres:
         ]
         if self._fast:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        # Only this attempt's log lines belong in an error message, not an earlier start's.
+        log_offset = self.log.stat().st_size if self.log.exists() else 0
         result = subprocess.run(
             [_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
              "-o", " ".join(options), "start"],
@@ -181,7 +211,11 @@ class EmbeddedPostgres:
             check=False,
         )
         if result.returncode != 0:
-            tail = self.log.read_text()[-2000:] if self.log.exists() else ""
+            tail = ""
+            if self.log.exists():
+                with self.log.open("rb") as log:
+                    log.seek(log_offset)
+                    tail = log.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"embedded PostgreSQL failed to start: {result.stderr}\n{tail}")
         self._port_file.write_text(str(port))
         self._wait_accepting()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from sync_pipelines.core.embedded import EmbeddedPostgres, _free_port
 
@@ -18,9 +20,17 @@ STARTER = (
 )
 
 
-def test_concurrent_starts_share_one_server_which_survives_its_starters():
-    root = Path(tempfile.mkdtemp(prefix="sync-embedded-")) / "postgres"
-    root.parent.chmod(0o755)
+@pytest.fixture
+def cluster_root():
+    """A throwaway cluster directory, removed after the test (a cluster is ~40 MB)."""
+    parent = Path(tempfile.mkdtemp(prefix="sync-embedded-"))
+    parent.chmod(0o755)  # under root the cluster runs as a system user that must reach it
+    yield parent / "postgres"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_concurrent_starts_share_one_server_which_survives_its_starters(cluster_root):
+    root = cluster_root
     port = _free_port()
     starters = [
         subprocess.Popen([sys.executable, "-c", STARTER, str(root), str(port)],
@@ -45,3 +55,30 @@ def test_concurrent_starts_share_one_server_which_survives_its_starters():
         assert server.ensure_running().endswith(f":{port}/postgres")
     finally:
         server.stop()
+
+
+def test_only_the_starter_is_told_it_started_the_server(cluster_root):
+    """`dev` stops the server only if it started it, not one kept by `db start` or another `dev`."""
+    root = cluster_root
+    first = EmbeddedPostgres(root, port=_free_port(), fast=True)
+    try:
+        first.ensure_running()
+        assert first.started
+        second = EmbeddedPostgres(root)
+        second.ensure_running()
+        assert not second.started
+    finally:
+        first.stop()
+
+
+def test_data_directory_of_another_user_gets_a_clear_error(tmp_path):
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    server.data.mkdir(parents=True)
+    # Under root the server runs as the system user, so a root-owned data directory is foreign;
+    # other users cannot create a directory owned by someone else.
+    if not server._run_as:
+        pytest.skip("needs root to create a directory owned by another user")
+    with pytest.raises(RuntimeError, match=r"belongs to root.*SYNC_LOCAL_DIR") as raised:
+        server.ensure_running()
+    assert str(server.data) in str(raised.value)
+    assert not server.is_running()

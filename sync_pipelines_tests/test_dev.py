@@ -1,0 +1,75 @@
+"""`sync-pipelines dev`: fails fast on busy ports, writes demo data only into its own databases,
+refuses a DAGSTER_HOME Dagster would silently run on SQLite in, and lets children honour Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from sync_pipelines import dev
+from sync_pipelines.core.embedded import _free_port
+
+
+def _no_embedded_server(*args, **kwargs):
+    raise AssertionError("the embedded server must not be started here")
+
+
+def test_busy_port_is_reported_by_name_before_anything_starts():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = argparse.Namespace(port=port, sandbox_port=_free_port(), shopify_sandbox_port=0,
+                                  receiver_port=_free_port())
+        with pytest.raises(SystemExit, match=rf"port {port} is already in use \(--port \(Dagster UI\)\)"):
+            dev.check_ports(dev.dev_ports(args))
+    dev.check_ports(dev.dev_ports(args))  # free again: no error
+
+
+def test_demo_data_only_goes_into_the_embedded_databases():
+    assert dev.demo_steps({}) == {"register_accounts": True, "seed_source": True}
+    # An external source database named `source` is still never seeded or drifted.
+    assert dev.demo_steps({"SOURCE_DATABASE_URL": "postgresql://h/source"}) == {
+        "register_accounts": True, "seed_source": False}
+    # An external app database: no sandbox accounts in its registry, no demo source either.
+    assert dev.demo_steps({"DATABASE_URL": "postgresql://h/app"}) == {
+        "register_accounts": False, "seed_source": False}
+
+
+def test_dagster_home_without_dagster_yaml_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(dev, "EmbeddedPostgres", _no_embedded_server)
+    with pytest.raises(SystemExit, match="has no dagster.yaml"):
+        dev.local_environment({"DAGSTER_HOME": str(tmp_path)})
+
+
+def test_configured_dagster_storage_is_kept(tmp_path, monkeypatch):
+    """`status` reads the configured Dagster storage; no embedded server just for it."""
+    monkeypatch.setattr(dev, "EmbeddedPostgres", _no_embedded_server)
+    (tmp_path / "dagster.yaml").write_text("")
+    configured = {"DAGSTER_HOME": str(tmp_path), "DAGSTER_PG_HOST": "db.example", "DAGSTER_PG_PORT": "6543",
+                  "DAGSTER_PG_DB": "dagster_prod", "DAGSTER_PG_USERNAME": "u", "DAGSTER_PG_PASSWORD": "p"}
+    env = dict(configured)
+    assert dev.local_environment(env, app_database=False) is None
+    assert env == configured
+    with pytest.raises(SystemExit, match="DAGSTER_PG_DB"):
+        dev.local_environment({"DAGSTER_PG_HOST": "db.example"}, app_database=False)
+
+
+CHILD = "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
+
+
+def test_children_honour_sigint_when_started_with_it_ignored():
+    """Started with `&`/nohup, SIGINT is inherited as ignored; `dagster dev` must still stop on it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ignored = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True).stdout
+        assert ignored.strip() == "True"  # the defect this guards against
+        child = dev.spawn([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+        assert child.communicate(timeout=30)[0].strip() == "False"
+    finally:
+        signal.signal(signal.SIGINT, previous)
