@@ -22,6 +22,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
+from typing import Any
 from datetime import UTC, datetime
 
 import psycopg
@@ -155,7 +156,24 @@ def _json_object_text(body: bytes, account: str | None) -> str:
         raise Rejected(400, "malformed_json", account) from None
     if not isinstance(parsed, dict):
         raise Rejected(400, "malformed_json", account)
+    if "\\u0000" in text.lower():
+        # jsonb cannot hold U+0000; refusing would lose the delivery for good (the provider
+        # retries, then drops the subscription), so the character becomes U+FFFD, as in text.
+        cleaned = _without_nul(parsed)
+        if cleaned != parsed:
+            log.warning("delivery%s: U+0000 replaced by U+FFFD", f" for {account}" if account else "")
+            return json.dumps(cleaned, ensure_ascii=False)
     return text
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 async def _accept(state: ReceiverState, spec: WebhookSpec, request: Request, max_body_bytes: int) -> JSONResponse:

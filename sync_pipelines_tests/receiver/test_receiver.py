@@ -181,12 +181,21 @@ def test_body_at_the_limit_is_accepted(receiver, shop):
     assert post(receiver, iter([body]), headers_for(shop, body)).status_code == 200
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'{"n": NaN}', b"\xff\xfe{}", b'{"a": "\\u0000"}'])
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'{"n": NaN}', b"\xff\xfe{}"])
 def test_malformed_json_is_400(receiver, conn, shop, body):
     response = post(receiver, body, headers_for(shop, body))
     assert response.status_code == 400
     assert response.json()["error"] in {"malformed_json", "unstorable_json"}
     assert conn.execute("SELECT count(*) FROM sync.inbox WHERE account = %s", (shop,)).fetchone()[0] == 0
+
+
+def test_a_nul_character_jsonb_cannot_hold_is_replaced_not_refused(receiver, conn, shop):
+    """Refusing would lose the delivery for good (retried, then the subscription is dropped)."""
+    body = b'{"id": 5, "note": "a\\u0000b", "k\\u0000": ["\\u0000"], "path": "C:\\\\u0000"}'
+    response = post(receiver, body, headers_for(shop, body))
+    assert response.status_code == 200
+    stored = conn.execute("SELECT payload FROM sync.inbox WHERE account = %s", (shop,)).fetchone()[0]
+    assert stored == {"id": 5, "note": "a\ufffdb", "k\ufffd": ["\ufffd"], "path": "C:\\u0000"}
 
 
 def test_duplicate_delivery_is_one_row(receiver, conn, shop):
