@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from sync_pipelines.core.retention import delete_old_runs
+from sync_pipelines.core.runs import account_of, provider_of
 from sync_pipelines.core.status import render_table, status_report
 
 
@@ -90,3 +91,21 @@ def test_status_report_over_its_run_limit_keeps_the_newest_runs(unique):
         (everything,) = status_report(instance, days=1, limit=3)
         assert everything.runs == 3 and not everything.truncated
         assert "Run limit reached" not in render_table([everything], datetime.now(UTC))
+
+
+def test_runs_without_provider_tags_count_for_the_provider_of_their_assets(unique):
+    """'Materialize all' from the UI runs the implicit asset job, which carries no job tags."""
+
+    @dg.asset(key=["shipstation", f"ui_{unique}"], partitions_def=dg.StaticPartitionsDefinition([f"store-{unique}"]))
+    def thing():
+        return 1
+
+    with dg.instance_for_test() as instance:
+        job = dg.Definitions(assets=[thing]).get_implicit_global_asset_job_def()
+        result = job.execute_in_process(instance=instance, partition_key=f"store-{unique}",
+                                        asset_selection=[thing.key])
+        run = instance.get_run_by_id(result.run_id)
+        assert "sync/provider" not in run.tags
+        assert (provider_of(run), account_of(run)) == ("shipstation", f"store-{unique}")
+        (status,) = status_report(instance)
+        assert (status.provider, status.account, status.runs) == ("shipstation", f"store-{unique}", 1)

@@ -25,6 +25,7 @@ from psycopg.rows import class_row
 
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.runs import account_of, provider_of
 from sync_pipelines.core.status import failure_reason
 
 log = logging.getLogger(__name__)
@@ -178,9 +179,8 @@ def build_failure_alert_sensor(minimum_interval_seconds: int = 30, batch_size: i
             for record in finished_runs(context.instance, since - _LOOKBACK, batch_size):
                 read += 1
                 newest = max(newest, record.update_timestamp)
-                tags = record.dagster_run.tags
-                key = (record.dagster_run.job_name, tags.get("sync/provider", "other"),
-                       tags.get("sync/account") or tags.get("dagster/partition") or "")
+                key = (record.dagster_run.job_name, provider_of(record.dagster_run) or "other",
+                       account_of(record.dagster_run))
                 with conn.transaction():
                     state = _load(conn, *key)
                     if state.last_update is not None and record.update_timestamp <= state.last_update:

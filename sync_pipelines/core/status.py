@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from sync_pipelines.core.runs import account_of, provider_of
+
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
 
 
@@ -86,10 +88,10 @@ def status_report(instance: dg.DagsterInstance, *, days: int = 7, provider: str 
     found: dict[tuple[str, str], AccountStatus] = {}
     for record in reversed(records):  # oldest first, so the last run seen is the latest
         run = record.dagster_run
-        who = run.tags.get("sync/provider")
+        who = provider_of(run)
         if who is None:
             continue
-        account = run.tags.get("sync/account") or run.tags.get("dagster/partition") or ""
+        account = account_of(run)
         status = found.setdefault((who, account), AccountStatus(who, account))
         status.runs += 1
         ended = datetime.fromtimestamp(record.end_time, UTC) if record.end_time else record.update_timestamp
