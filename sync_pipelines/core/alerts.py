@@ -117,18 +117,20 @@ def _advance(state: AlertState, record: dg.RunRecord, instance: dg.DagsterInstan
         state.consecutive_failures += 1
         if not state.alerted and state.consecutive_failures >= failure_threshold(state.provider):
             state.alerted = True
-            state.pending_message = (
-                f":rotating_light: {state.job} failed {state.consecutive_failures} times in a row for {who}."
-                f" Last error: {failure_reason(instance, run.run_id)} — {_run_link(run.run_id)}"
-            )
+            _queue(state, f":rotating_light: {state.job} failed {state.consecutive_failures} times in a row for"
+                          f" {who}. Last error: {failure_reason(instance, run.run_id)} — {_run_link(run.run_id)}")
     else:
         if state.alerted:
-            state.pending_message = (
-                f":white_check_mark: {state.job} recovered for {who} after {state.consecutive_failures}"
-                f" consecutive failures — {_run_link(run.run_id)}"
-            )
+            _queue(state, f":white_check_mark: {state.job} recovered for {who} after {state.consecutive_failures}"
+                          f" consecutive failures — {_run_link(run.run_id)}")
         state.consecutive_failures, state.alerted = 0, False
     state.last_run_id, state.last_update = run.run_id, record.update_timestamp
+
+
+def _queue(state: AlertState, message: str) -> None:
+    """Add to what is still undelivered: a failure alert the channel has not taken yet must not be
+    replaced by the recovery that follows it (nobody would learn there was an outage)."""
+    state.pending_message = f"{state.pending_message}\n{message}" if state.pending_message else message
 
 
 def finished_runs(instance: dg.DagsterInstance, after: datetime, batch_size: int = 500) -> Iterator[dg.RunRecord]:

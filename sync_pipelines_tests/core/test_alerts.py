@@ -108,6 +108,27 @@ def test_alert_after_threshold_once_then_recovery(hook, database_url, unique, mo
         assert len(hook.messages) == 2
 
 
+def test_an_undelivered_failure_alert_is_sent_with_the_recovery_not_replaced(hook, database_url, unique,
+                                                                            monkeypatch):
+    monkeypatch.setenv("SCHEDULER_ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("SCHEDULER_ALERT_FAILURE_THRESHOLD_SHIPSTATION", "2")
+    sensor = build_failure_alert_sensor()
+    account = f"store-{unique}"
+    with dg.instance_for_test() as instance:
+        hook.status = 500  # the channel is down during the whole outage
+        for _ in range(2):
+            run(instance, account, fail=True)
+        with dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabase()}) as context:
+            cursor = sensor(context).cursor
+        run(instance, account, fail=False)  # recovered before the alert got through
+        hook.status = 200
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"app_db": AppDatabase()}) as context:
+            sensor(context)
+
+    (message,) = hook.messages
+    assert "failed 2 times in a row" in message and "recovered" in message
+
+
 def add_finished_runs(instance, n, job, account):
     """Finished runs recorded directly; SQLite run storage stamps them to the second, so many
     share one update timestamp."""
