@@ -66,6 +66,23 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------- memory, machine
+def wal_position(database_url: str) -> str:
+    """The cluster's current WAL position (benchmarks run alone on their throwaway cluster)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def wal_mb_since(database_url: str, position: str) -> float:
+    """WAL written by the whole cluster since `position`, in MB."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        written = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (position,)).fetchone()[0]
+    return round(float(written) / 1e6, 1)
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far (ru_maxrss is KB on Linux)."""
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

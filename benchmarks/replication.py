@@ -70,6 +70,8 @@ from benchmarks.common import (
     peak_rss_mb,
     report_interrupted,
     results_header,
+    wal_mb_since,
+    wal_position,
     write_results,
 )
 
@@ -320,7 +322,7 @@ class Bench:
                "dest_url": self.dest_url, "budget_seconds": self.budget,
                "dagster_home": str(self.work / "dagster_home")}
         print(f"  {scenario:<18} {variant:<13}", end="", flush=True)
-        wal_before = self.wal_position()
+        wal_before = wal_position(self.dest_url)
         log = self.work / f"{scenario}-{variant}.log"
         with open(log, "wb") as stderr:
             self.child = subprocess.Popen(
@@ -332,29 +334,13 @@ class Bench:
         if code != 0:
             raise RuntimeError(f"{variant}/{scenario} failed (rc={code}):\n{log.read_text()[-3000:]}")
         result = json.loads(out.strip().splitlines()[-1])
-        result["wal_mb"] = self.wal_since(wal_before)
+        result["wal_mb"] = wal_mb_since(self.dest_url, wal_before)
         rate = result["rows_read"] / result["seconds"] if result["seconds"] else None
         result["rows_per_second"] = round(rate, 1) if rate else None
         capped = " (capped, extrapolated)" if result.get("capped_at_budget") else ""
         print(f" {result['seconds']:8.2f} s  {result['rows_read']:>9,} rows  {rate or 0:>10,.0f} rows/s"
               f"  {result['peak_rss_mb']:6.1f} MB  {result['wal_mb']:7.1f} MB{capped}", flush=True)
         return result
-
-    def wal_position(self) -> str:
-        import psycopg
-
-        with psycopg.connect(self.dest_url) as conn:
-            return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
-
-    def wal_since(self, position: str) -> float:
-        """WAL written since `position` (the whole cluster; nothing else runs meanwhile), in MB."""
-        import psycopg
-
-        with psycopg.connect(self.dest_url) as conn:
-            written = conn.execute(
-                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (position,)
-            ).fetchone()[0]
-        return round(float(written) / 1e6, 1)
 
     def settle(self, vacuum: tuple[str, ...] = ()) -> None:
         import psycopg

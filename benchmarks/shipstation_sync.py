@@ -58,6 +58,8 @@ from benchmarks.common import (
     peak_rss_mb,
     report_interrupted,
     results_header,
+    wal_mb_since,
+    wal_position,
     write_results,
 )
 
@@ -140,9 +142,9 @@ def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profil
                 profiler.disable()
         return result, time.perf_counter() - started
 
-    wal_before = _wal_lsn()
+    wal_before = wal_position(os.environ["DATABASE_URL"])
     result, wall = in_worker_thread(sync)
-    wal_mb = _wal_mb_since(wal_before)
+    wal_mb = wal_mb_since(os.environ["DATABASE_URL"], wal_before)
     # A step retried by the RetryPolicy would inflate wall time and split the counts: say so.
     step_retries = sum(1 for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY")
     if step_retries:
@@ -171,22 +173,6 @@ def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profil
         "wal_mb": wal_mb,
         "per_asset": per_asset,
     }
-
-
-def _wal_lsn() -> str:
-    """The app database's WAL position (the whole cluster's: nothing else writes to it here)."""
-    import psycopg
-
-    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
-
-
-def _wal_mb_since(position: str) -> float:
-    import psycopg
-
-    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        written = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (position,)).fetchone()[0]
-    return round(float(written) / 1e6, 1)
 
 
 def table_counts(account: str) -> dict[str, int]:

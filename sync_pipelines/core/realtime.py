@@ -27,7 +27,7 @@ from psycopg import sql
 
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, qualified
-from sync_pipelines.core.entities import key_columns, row_builder
+from sync_pipelines.core.entities import data_columns, key_columns, row_builder
 from sync_pipelines.core.resources import AppDatabase
 from sync_pipelines.core.writer import UpsertWriter, WriteCounts
 
@@ -211,7 +211,7 @@ def apply_events(
 
 
 def _key_positions(table: sa.Table) -> list[int]:
-    columns = [c.name for c in table.columns if c.name != "synced_at"]
+    columns = data_columns(table)  # the order row_builder builds rows in
     return [columns.index(k) for k in key_columns(table)]
 
 

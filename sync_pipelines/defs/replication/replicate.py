@@ -184,9 +184,9 @@ def source_snapshot(url: str, lock: tuple[str, str] | None = None) -> Iterator[p
     """
     with psycopg.connect(url, autocommit=True, application_name="sync-pipelines replication") as conn:
         lockable = lock is not None and conn.execute(
-            "SELECT c.relkind IN ('r', 'p', 'v') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s", lock
-        ).fetchone() in ((True,),)
+            "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v'))", lock
+        ).fetchone()[0]
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():

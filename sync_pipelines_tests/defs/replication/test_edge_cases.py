@@ -16,6 +16,14 @@ from sync_pipelines.defs.replication.config import ReplicationConfigError, load_
 from .conftest import count, rows
 
 
+def wait_until(condition, failure: str, timeout: float = 10.0) -> None:
+    """Poll `condition` (a state another session reaches) until it holds; `failure` if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def table(src, table_spec):
     """`public.t`: id, a nullable stamp `u`, a value `v`."""
@@ -133,11 +141,10 @@ def test_a_truncate_and_reload_in_flight_is_waited_for_not_read_as_empty(src, so
         reload.execute("INSERT INTO public.r SELECT i, 'new' FROM generate_series(1, 50) i")
         worker = threading.Thread(target=lambda: outcome.setdefault("report", run(spec)))
         worker.start()
-        deadline = time.monotonic() + 10
-        while not src.execute("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                              " AND application_name = 'sync-pipelines replication')").fetchone()[0]:
-            assert time.monotonic() < deadline, "the run never waited for the TRUNCATE's lock"
-            time.sleep(0.02)
+        wait_until(lambda: src.execute(
+            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND application_name = 'sync-pipelines replication')").fetchone()[0],
+            "the run never waited for the TRUNCATE's lock")
         reload.commit()
     worker.join(timeout=30)
 
@@ -235,11 +242,10 @@ def test_a_run_that_waited_for_another_counts_its_rows_again(src, dest, database
         holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_NAMESPACE, table.destination))
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(run, table, known_rows=20) for _ in range(2)]
-            deadline = time.monotonic() + 10
-            while dest.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                               " AND objid = hashtext(%s)::oid", (table.destination,)).fetchone()[0] < 2:
-                assert time.monotonic() < deadline, "the runs never queued"
-                time.sleep(0.02)
+            wait_until(lambda: dest.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND objid = hashtext(%s)::oid", (table.destination,)).fetchone()[0] >= 2,
+                "the runs never queued")
             holder.commit()
             reports = [f.result() for f in futures]
 
