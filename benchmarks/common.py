@@ -405,7 +405,7 @@ class ShopifySandboxProcess(SandboxProcess):
 def register_shop(shop: str, token: str) -> None:
     """Registry row with the access token in an env var, as in production."""
     from sync_pipelines.core.registry import upsert_account
-    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.core.dg.resources import AppDatabase
 
     env_var = f"SHOPIFY_BENCH_TOKEN_{shop.split('.')[0].upper().replace('-', '_')}"
     os.environ[env_var] = token

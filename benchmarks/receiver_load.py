@@ -340,7 +340,7 @@ def run_latency(receiver: ReceiverProcess, work: Path, *, updates: int, batch_si
 
     from sync_pipelines.core import inbox
     from sync_pipelines.core.registry import get_account
-    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.core.dg.resources import AppDatabase
     from sync_pipelines.defs.shopify.assets import orders as orders_asset
     from sync_pipelines.defs.shopify.assets import shops
     from sync_pipelines.defs.shopify.client import ShopifyClient

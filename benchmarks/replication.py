@@ -174,7 +174,7 @@ def _spec(schema: str):
 def run_ours(job: dict[str, Any]) -> dict[str, Any]:
     import dagster as dg
 
-    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.core.dg.resources import AppDatabase
     from sync_pipelines.defs.replication.assets import replication_asset
     from sync_pipelines.defs.replication.resources import SourceDatabase
 

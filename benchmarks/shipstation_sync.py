@@ -110,7 +110,7 @@ class ShipStationSandboxProcess(SandboxProcess):
 def register_store(account: str, api_key: str) -> None:
     """Registry row (credentials in an env var, as in production) + the dynamic partition."""
     from sync_pipelines.core.registry import upsert_account
-    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.core.dg.resources import AppDatabase
 
     env_var = f"SHIPSTATION_BENCH_KEY_{account.upper().replace('-', '_')}"
     os.environ[env_var] = api_key
@@ -122,7 +122,7 @@ def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profil
     """One materialization of products + inventory for `account`, with its figures."""
     import dagster as dg
 
-    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.core.dg.resources import AppDatabase
     from sync_pipelines.defs.shipstation.assets import inventory, products
 
     def sync() -> tuple[Any, float]:

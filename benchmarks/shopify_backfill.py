@@ -133,7 +133,7 @@ def run_backfill(orders: int, scale: float, work: Path) -> dict[str, Any]:
     import dagster as dg
 
     from sync_pipelines.core.http import rate_limiter_for
-    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.core.dg.resources import AppDatabase
     from sync_pipelines.defs.shopify import assets as shopify_assets
     from sync_pipelines.defs.shopify.client import PLANS, ShopifyClient
 

@@ -16,7 +16,7 @@ import sys
 from sync_pipelines.core.database import redact_url, resolve_database_url
 from sync_pipelines.core.embedded import EmbeddedPostgres
 from sync_pipelines.core.registry import CADENCES, list_accounts, set_active, upsert_account
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -38,7 +38,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from sync_pipelines.core.status import render_table, status_report
+    from sync_pipelines.core.dg.status import render_table, status_report
     from sync_pipelines.dev import local_environment
 
     # Keeps configured DAGSTER_HOME/DAGSTER_PG_*; the embedded server only when they are unset.

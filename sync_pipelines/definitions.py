@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.operations import definitions as operations
 from sync_pipelines.defs.replication import definitions as replication
 from sync_pipelines.defs.shipstation import definitions as shipstation

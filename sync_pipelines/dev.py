@@ -19,7 +19,7 @@ from pathlib import Path
 from sync_pipelines.core.database import redact_url
 from sync_pipelines.core.embedded import EmbeddedPostgres, _port_free, local_dir
 from sync_pipelines.core.registry import get_account, upsert_account
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER_DATABASE = "dagster"

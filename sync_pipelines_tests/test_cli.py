@@ -3,7 +3,7 @@
 import os
 
 from sync_pipelines.cli import main
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.registry import get_account
 
 

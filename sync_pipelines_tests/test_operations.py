@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from sync_pipelines.core.retention import delete_old_runs
-from sync_pipelines.core.runs import account_of, provider_of
-from sync_pipelines.core.status import render_table, status_report
+from sync_pipelines.core.dg.retention import delete_old_runs
+from sync_pipelines.core.dg.runs import account_of, provider_of
+from sync_pipelines.core.dg.status import render_table, status_report
 
 
 @dg.op(config_schema={"fail": bool})

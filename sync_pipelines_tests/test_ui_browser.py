@@ -19,7 +19,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from sync_pipelines.core.embedded import _free_port
 from sync_pipelines.core.registry import upsert_account
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.shipstation.assets import stores
 from sync_pipelines.sandbox.server import serve_in_thread
 from sync_pipelines.sandbox.shipstation import ShipStationSandbox

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql
 from sync_pipelines.core import cursors
 from sync_pipelines.core.database import ensure_tables, qualified
 from sync_pipelines.core.entities import dig, key_columns, parse_instant, row_builder
-from sync_pipelines.core.metadata import SyncReport
+from sync_pipelines.core.dg.metadata import SyncReport
 from sync_pipelines.core.writer import UpsertWriter
 
 T = TypeVar("T")

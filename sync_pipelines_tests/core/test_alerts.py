@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from sync_pipelines.core.alerts import build_failure_alert_sensor, finished_runs
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.alerts import build_failure_alert_sensor, finished_runs
+from sync_pipelines.core.dg.resources import AppDatabase
 
 
 class Hook:

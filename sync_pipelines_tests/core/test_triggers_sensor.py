@@ -9,9 +9,9 @@ import dagster as dg
 import pytest
 
 from sync_pipelines.core import inbox
-from sync_pipelines.core import triggers as core_triggers
-from sync_pipelines.core.resources import AppDatabase
-from sync_pipelines.core.triggers import build_trigger_sensor
+from sync_pipelines.core.dg import triggers as core_triggers
+from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.dg.triggers import build_trigger_sensor
 from sync_pipelines.receiver import triggers as receiver_triggers
 
 

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from sync_pipelines.core.alerts import build_failure_alert_sensor
-from sync_pipelines.core.retention import retention_job, retention_schedule
-from sync_pipelines.core.status import render_table, status_report
+from sync_pipelines.core.dg.alerts import build_failure_alert_sensor
+from sync_pipelines.core.dg.retention import retention_job, retention_schedule
+from sync_pipelines.core.dg.status import render_table, status_report
 
 
 @dg.asset(

@@ -14,8 +14,8 @@ from typing import Any
 import dagster as dg
 import psycopg
 
-from sync_pipelines.core.assets import STEP_RETRY_POLICY, SyncConfig, freshness_for
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.assets import STEP_RETRY_POLICY, SyncConfig, freshness_for
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.replication.config import TableSpec
 from sync_pipelines.defs.replication.replicate import ReplicationReport, replicate
 from sync_pipelines.defs.replication.resources import SourceDatabase

@@ -10,7 +10,7 @@ import os
 
 import dagster as dg
 
-from sync_pipelines.core.triggers import build_trigger_sensor
+from sync_pipelines.core.dg.triggers import build_trigger_sensor
 from sync_pipelines.defs.replication.assets import replication_asset, replication_job
 from sync_pipelines.defs.replication.config import load_config
 from sync_pipelines.defs.replication.resources import SourceDatabase

@@ -6,7 +6,7 @@ them); products and inventory depend only on the foundation, so one failing neve
 
 import dagster as dg
 
-from sync_pipelines.core.assets import sync_asset
+from sync_pipelines.core.dg.assets import sync_asset
 from sync_pipelines.defs.shipstation import tables
 from sync_pipelines.defs.shipstation.client import PROVIDER
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sync_pipelines.core.http import HttpClient, RateLimitHeaders, paginate_links_next, rate_limiter_for
 from sync_pipelines.core.registry import Account
-from sync_pipelines.core.resources import HttpApiResource
+from sync_pipelines.core.dg.resources import HttpApiResource
 
 PROVIDER = "shipstation"
 Pages = Iterator[list[dict[str, Any]]]

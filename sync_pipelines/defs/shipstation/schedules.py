@@ -4,7 +4,7 @@ so every cadence `sync-pipelines accounts add --cadence` accepts is served by ex
 """
 
 from sync_pipelines.core.registry import CADENCES
-from sync_pipelines.core.schedules import cadence_schedule
+from sync_pipelines.core.dg.schedules import cadence_schedule
 from sync_pipelines.defs.shipstation.assets import stores, sync_job
 from sync_pipelines.defs.shipstation.client import PROVIDER
 

@@ -1,6 +1,6 @@
 """Keeps the `shipstation_stores` partitions equal to the active stores in the registry."""
 
-from sync_pipelines.core.partitions import build_partitions_sensor
+from sync_pipelines.core.dg.partitions import build_partitions_sensor
 from sync_pipelines.defs.shipstation.assets import stores
 from sync_pipelines.defs.shipstation.client import PROVIDER
 

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import dagster as dg
 
-from sync_pipelines.core.assets import freshness_for, require_account, sync_asset
+from sync_pipelines.core.dg.assets import freshness_for, require_account, sync_asset
 from sync_pipelines.core.database import ensure_tables
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.shopify import tables
 from sync_pipelines.defs.shopify.analytics import refresh_daily_metrics
 from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient

@@ -19,7 +19,7 @@ from psycopg import sql
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, qualified
 from sync_pipelines.core.registry import Account, list_accounts
-from sync_pipelines.core.resources import AppDatabase, for_each_account
+from sync_pipelines.core.dg.resources import AppDatabase, for_each_account
 from sync_pipelines.defs.shopify import tables
 from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sync_pipelines.core.http import BucketHeader, HttpClient, paginate_link_header, rate_limiter_for
 from sync_pipelines.core.registry import Account
-from sync_pipelines.core.resources import HttpApiResource
+from sync_pipelines.core.dg.resources import HttpApiResource
 
 PROVIDER = "shopify"
 Pages = Iterator[list[dict[str, Any]]]

@@ -13,7 +13,7 @@ import dagster as dg
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.registry import Account, list_accounts
-from sync_pipelines.core.resources import AppDatabase, for_each_account
+from sync_pipelines.core.dg.resources import AppDatabase, for_each_account
 from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient
 from sync_pipelines.defs.shopify.webhooks import TOPICS
 

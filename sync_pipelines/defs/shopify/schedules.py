@@ -3,7 +3,7 @@ hourly, cleanup daily at 02:00 UTC; and the webhook health check hourly."""
 
 import dagster as dg
 
-from sync_pipelines.core.schedules import account_schedule
+from sync_pipelines.core.dg.schedules import account_schedule
 from sync_pipelines.defs.shopify.assets import analytics_job, orders_customers_job, products_job, shops
 from sync_pipelines.defs.shopify.cleanup import cleanup_job
 from sync_pipelines.defs.shopify.client import PROVIDER

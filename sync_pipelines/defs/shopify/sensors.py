@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from sync_pipelines.core.partitions import build_partitions_sensor
-from sync_pipelines.core.realtime import Route, build_apply_job, build_inbox_sensor
+from sync_pipelines.core.dg.partitions import build_partitions_sensor
+from sync_pipelines.core.dg.realtime import Route, build_apply_job, build_inbox_sensor
 from sync_pipelines.defs.shopify import tables
 from sync_pipelines.defs.shopify.assets import shops
 from sync_pipelines.defs.shopify.client import PROVIDER

@@ -6,7 +6,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.replication.definitions import build_definitions
 from sync_pipelines.defs.replication.demo import drift_demo_source, seed_demo_source
 from sync_pipelines.defs.replication.resources import SourceDatabase

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.registry import upsert_account
 from sync_pipelines.defs.shipstation.assets import all_assets, stores
 from sync_pipelines.defs.shipstation.client import ShipStationClient

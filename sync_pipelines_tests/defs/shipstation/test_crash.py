@@ -21,7 +21,7 @@ RUNNER = textwrap.dedent(
     """
     import sys
     import dagster as dg
-    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.core.dg.resources import AppDatabase
     from sync_pipelines.defs.shipstation.assets import inventory, products, stores
     from sync_pipelines.defs.shipstation.client import ShipStationClient
 

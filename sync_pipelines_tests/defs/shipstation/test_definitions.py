@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.registry import CADENCES, set_active, upsert_account
 from sync_pipelines.defs.shipstation.assets import stores
 from sync_pipelines.defs.shipstation.schedules import schedules

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from sync_pipelines.core.registry import upsert_account
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.shopify.assets import shops
 from sync_pipelines.defs.shopify.client import ShopifyClient
 from sync_pipelines.sandbox.faults import Faults

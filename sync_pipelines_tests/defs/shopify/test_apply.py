@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from sync_pipelines.core import inbox
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.shopify.management import plan
 from sync_pipelines.defs.shopify.sensors import apply_job
 from sync_pipelines.defs.shopify.webhooks import TOPICS

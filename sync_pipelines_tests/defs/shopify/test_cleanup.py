@@ -8,7 +8,7 @@ import pytest
 
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.entities import row_builder
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.writer import UpsertWriter
 from sync_pipelines.defs.shopify import tables
 from sync_pipelines.defs.shopify.assets import customers, orders, products

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from sync_pipelines.core import inbox
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.shopify.assets import orders, products
 from sync_pipelines.defs.shopify.management import manage_webhooks_job, webhooks_health
 from sync_pipelines.defs.shopify.sensors import apply_job, sensors

@@ -140,7 +140,7 @@ def test_daily_metrics_match_the_orders(shopify_sandbox, shopify_client, instanc
 
 
 def test_daily_cleanup_soft_deletes_what_disappeared_upstream(shopify_sandbox, shopify_client, instance, add_shop, conn):
-    from sync_pipelines.core.resources import AppDatabase
+    from sync_pipelines.core.dg.resources import AppDatabase
     from sync_pipelines.defs.shopify.cleanup import cleanup_job
 
     shop = add_shop(orders=60, customers=20, products=15)

@@ -29,7 +29,7 @@ import dagster as dg
 
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported at the top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from sync_pipelines.core.runs import account_of, provider_of
+from sync_pipelines.core.dg.runs import account_of, provider_of
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
 

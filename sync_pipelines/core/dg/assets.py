@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from sync_pipelines.core.http import AuthenticationError
 from sync_pipelines.core.registry import Account, MissingCredentialsError, get_account
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.sync import Stream, sync_stream
 
 # Dagster-level retries back up the HTTP retries; tests shorten the delay through the env.

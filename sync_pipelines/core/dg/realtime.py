@@ -28,7 +28,7 @@ from psycopg import sql
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, qualified
 from sync_pipelines.core.entities import data_columns, key_columns, row_builder
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.writer import UpsertWriter, WriteCounts
 
 STALE_AFTER = timedelta(minutes=5)

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from sync_pipelines.core.registry import list_accounts
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 
 
 def build_partitions_sensor(

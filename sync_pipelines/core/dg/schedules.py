@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from sync_pipelines.core.registry import list_accounts
-from sync_pipelines.core.resources import AppDatabase
+from sync_pipelines.core.dg.resources import AppDatabase
 
 CRON = {
     "15min": "*/15 * * * *",

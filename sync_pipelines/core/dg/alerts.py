@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from psycopg.rows import class_row
 
 from sync_pipelines.core.database import ensure_tables
-from sync_pipelines.core.resources import AppDatabase
-from sync_pipelines.core.runs import account_of, provider_of
-from sync_pipelines.core.status import failure_reason
+from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.dg.runs import account_of, provider_of
+from sync_pipelines.core.dg.status import failure_reason
 
 log = logging.getLogger(__name__)
 metadata = sa.MetaData()
