@@ -196,8 +196,8 @@ def run_ours(job: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
     retries = sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
     return {
-        "seconds": meta["duration_seconds"], "wall_seconds": round(wall, 3), "rows_read": meta["rows_read"],
-        "inserted": meta["rows_inserted"], "updated": meta["rows_updated"], "unchanged": meta["rows_unchanged"],
+        "seconds": meta["duration_seconds"], "wall_seconds": round(wall, 3), "rows_read": meta["records_fetched"],
+        "inserted": meta["records_inserted"], "updated": meta["records_updated"], "unchanged": meta["records_unchanged"],
         "path": meta["path"], "copy_seconds": meta["copy_seconds"], "write_seconds": meta["write_seconds"],
         "read_scope": meta["read_scope"], "rss_after_imports_mb": rss_after_imports, "step_retries": retries,
         "row_count_from": meta.get("row_count_from"),
@@ -214,7 +214,7 @@ def run_ours_staging(job: dict[str, Any]) -> dict[str, Any]:
     with psycopg.connect(job["dest_url"], autocommit=True) as conn:
         report = replicate(_spec("ours_staging"), job["source_url"], conn, bulk_load=False)
     return {
-        "seconds": round(time.perf_counter() - started, 3), "rows_read": report.rows_read,
+        "seconds": round(time.perf_counter() - started, 3), "rows_read": report.fetched,
         "inserted": report.inserted, "updated": report.updated, "unchanged": report.unchanged,
         "path": report.path, "copy_seconds": round(report.copy_seconds, 3),
         "write_seconds": round(report.write_seconds, 3), "rss_after_imports_mb": rss_after_imports,

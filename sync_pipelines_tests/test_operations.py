@@ -16,7 +16,7 @@ def work(context):
     if context.op_config["fail"]:
         raise ValueError("bad credentials for store")
     context.log_event(dg.AssetMaterialization("orders", metadata={"records_inserted": 7, "records_updated": 2}))
-    context.log_event(dg.AssetMaterialization("replica", metadata={"rows_inserted": 3, "rows_updated": 0}))
+    context.log_event(dg.AssetMaterialization("replica", metadata={"records_inserted": 3, "records_updated": 0}))
 
 
 @dg.job

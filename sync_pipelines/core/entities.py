@@ -10,14 +10,27 @@ named `deleted_at` marks soft deletes, which the writer undoes only for a versio
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
 BOOKKEEPING = ("raw", "source_updated_at", "synced_at")
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """A destination column as reports and the UI show it."""
+
+    name: str
+    type: str
+    nullable: bool = True
+    primary_key: bool = False
+    description: str | None = None
 
 
 def entity_table(
@@ -27,9 +40,17 @@ def entity_table(
     *columns: sa.Column,
     key: Sequence[str],
     updated_at_path: str | None = None,
+    soft_delete: bool = False,
     comment: str | None = None,
 ) -> sa.Table:
-    """Declare an entity table keyed by (account, *key)."""
+    """Declare an entity table keyed by (account, *key).
+
+    `soft_delete` adds `deleted_at`, which delete propagation sets for a record a complete
+    listing no longer returns (the row stays, marked), and a listing that returns it clears.
+    """
+    if soft_delete:
+        columns = (*columns, sa.Column("deleted_at", sa.DateTime(timezone=True),
+                                       comment="when the record was found gone upstream"))
     table = sa.Table(
         name,
         metadata,
@@ -59,6 +80,13 @@ def key_columns(table: sa.Table) -> list[str]:
 def data_columns(table: sa.Table) -> list[str]:
     """Columns a sync writes (everything but `synced_at`, which the database stamps)."""
     return [c.name for c in table.columns if c.name != "synced_at"]
+
+
+def describe_columns(table: sa.Table) -> list[ColumnInfo]:
+    """The table's columns for reports and the UI."""
+    keys = set(key_columns(table))
+    return [ColumnInfo(name=c.name, type=str(c.type.compile(dialect=postgresql.dialect())), nullable=c.nullable,
+                       primary_key=c.name in keys, description=c.comment) for c in table.columns]
 
 
 def dig(record: Mapping[str, Any], path: str) -> Any:
@@ -94,6 +122,8 @@ def row_builder(table: sa.Table) -> Callable[[str, Mapping[str, Any]], tuple]:
             getters.append(lambda account, record: account)
         elif name == "raw":
             getters.append(lambda account, record: json.dumps(record, separators=(",", ":")))
+        elif name == "deleted_at" and "path" not in column.info:
+            getters.append(lambda account, record: None)  # set by delete propagation, not the record
         elif name == "source_updated_at":
             getters.append(
                 (lambda account, record: parse_instant(dig(record, updated_at_path)))
@@ -107,6 +137,16 @@ def row_builder(table: sa.Table) -> Callable[[str, Mapping[str, Any]], tuple]:
         return tuple(get(account, record) for get in getters)
 
     return build
+
+
+def key_builder(table: sa.Table) -> Callable[[Mapping[str, Any]], tuple]:
+    """A function turning a provider record into its key (the key columns but `account`)."""
+    getters = [_getter(table.columns[name]) for name in key_columns(table) if name != "account"]
+
+    def key(record: Mapping[str, Any]) -> tuple:
+        return tuple(get("", record) for get in getters)
+
+    return key
 
 
 def _getter(column: sa.Column) -> Callable[[str, Mapping[str, Any]], Any]:

@@ -15,8 +15,16 @@ write; the overlap re-reads the boundary and the upsert absorbs the duplicates. 
 writes every record it lists and lets the upsert skip the unchanged ones: an offset-paged listing
 shifts when a record is deleted mid-scan, so a record can be missed by one run while older than
 the cursor, and skipping it then would lose it until it next changes. What it does skip, page by
-page, are records whose stored row carries the very same provider updated-at (one indexed lookup
-per page): a record that was missed has no such row, so it is written.
+page, are records whose stored (live) row carries the very same provider updated-at, *and* that
+updated-at is older than the previous complete scan's start minus the overlap (the stored cursor
+is never later than that start). A record edited again within the provider's timestamp resolution
+keeps its updated-at: only a version the previous scan read well after it was made can be trusted
+to be the last one with that stamp; anything newer is compared in full by the upsert.
+
+A stream that `propagate_deletes` reads a complete listing every run: when the listing ends, rows
+of the account it did not return are soft-deleted (`deleted_at`), with the writer's mass-deletion
+guard; a record listed again is revived. The keys read are kept in a session temporary table,
+filled batch by batch, so memory stays flat whatever the listing's size.
 """
 
 from __future__ import annotations
@@ -34,9 +42,9 @@ from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.core import cursors
 from sync_pipelines.core.database import ensure_tables, qualified
-from sync_pipelines.core.entities import dig, key_columns, parse_instant, row_builder
-from sync_pipelines.core.dg.metadata import SyncReport
-from sync_pipelines.core.writer import UpsertWriter
+from sync_pipelines.core.entities import describe_columns, dig, key_builder, key_columns, parse_instant, row_builder
+from sync_pipelines.core.report import SyncReport
+from sync_pipelines.core.writer import MassDeleteRefused, UpsertWriter
 
 T = TypeVar("T")
 Pages = Iterable[list[dict[str, Any]]]
@@ -51,6 +59,14 @@ class Stream:
     ordered: bool = False
     overlap: timedelta = timedelta(minutes=10)
     batch_size: int = 5_000
+    propagate_deletes: bool = False  # every run lists everything: soft-delete what it did not return
+    max_delete_fraction: float = 0.5  # refuse a propagation deleting more of the live rows than this
+
+    def __post_init__(self) -> None:
+        if self.propagate_deletes and self.ordered:
+            raise ValueError(f"{self.name}: only a complete (unordered) listing can propagate deletes")
+        if self.propagate_deletes and "deleted_at" not in self.table.columns:
+            raise ValueError(f"{self.name}: propagate_deletes needs a deleted_at column (entity_table(soft_delete=True))")
 
 
 def sync_stream(
@@ -62,21 +78,28 @@ def sync_stream(
     full_refresh: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> SyncReport:
-    """Sync one stream for one account; `fetch(since)` yields pages of provider records."""
+    """Sync one stream for one account; `fetch(since)` yields pages of provider records.
+
+    A delete propagation refused by the mass-deletion guard does not fail the sync (its rows and
+    cursor are committed): `report.delete_refused` says why, and `log` is told.
+    """
     ensure_tables(conn, [stream.table, cursors.CURSORS])
     started_clock = time.monotonic()
     started_at = datetime.now(UTC)
-    report = SyncReport(table=stream.table, account=account)
+    report = SyncReport(table=stream.table.fullname, account=account, columns=describe_columns(stream.table))
     report.cursor_before = None if full_refresh else cursors.load(conn, stream.name, account)
     since = report.cursor_before - stream.overlap if report.cursor_before else None
     updated_at_path = stream.table.info.get("updated_at_path")
     build = row_builder(stream.table)
-    writer = UpsertWriter(stream.table)
+    writer = UpsertWriter(stream.table, revive_when_seen=stream.propagate_deletes)
     # Only worth a lookup per page once a scan has completed (a first sync finds nothing stored).
     versions = (_StoredVersions(stream.table)
-                if updated_at_path and not stream.ordered and report.cursor_before is not None else None)
+                if updated_at_path and not stream.ordered and since is not None else None)
+    seen = _SeenKeys(conn, stream.table) if stream.propagate_deletes else None
+    listing_started = conn.execute("SELECT clock_timestamp()").fetchone()[0] if seen else None
     newest: datetime | None = None
     rows: list[tuple] = []
+    keys: list[tuple] = []
 
     def flush(final: bool) -> None:
         cursor = None
@@ -84,29 +107,47 @@ def sync_stream(
             cursor = newest if stream.ordered else min(newest, started_at)
         with conn.transaction():
             report.counts += writer.write_batch(conn, rows)
+            if seen is not None:
+                seen.add(conn, keys)
             if cursor is not None:
                 cursors.save(conn, stream.name, account, cursor)
         report.batches += 1
         if log:
             log(f"{stream.name} [{account}]: committed batch {report.batches} ({len(rows)} rows)")
         rows.clear()
+        keys.clear()
 
-    for page, is_last in _with_last(fetch(since)):
-        stored = versions.lookup(conn, account, page) if versions else {}
-        for record in page:
-            report.fetched += 1
-            updated = parse_instant(dig(record, updated_at_path)) if updated_at_path else None
-            if stream.ordered and since is not None and updated is not None and updated < since:
-                report.skipped_older += 1
-                continue
-            if updated is not None and (newest is None or updated > newest):
-                newest = updated
-            if updated is not None and stored and stored.get(versions.key_of(record)) == updated:
-                report.skipped_same_version += 1
-                continue
-            rows.append(build(account, record))
-        if len(rows) >= stream.batch_size or is_last:
-            flush(final=is_last)
+    try:
+        for page, is_last in _with_last(fetch(since)):
+            stored = versions.lookup(conn, account, page) if versions else {}
+            for record in page:
+                report.fetched += 1
+                updated = parse_instant(dig(record, updated_at_path)) if updated_at_path else None
+                if stream.ordered and since is not None and updated is not None and updated < since:
+                    report.skipped_older += 1
+                    continue
+                if updated is not None and (newest is None or updated > newest):
+                    newest = updated
+                if seen is not None:
+                    keys.append(seen.key(record))
+                if stored and updated is not None and updated < since and stored.get(versions.key_of(record)) == updated:
+                    report.skipped_same_version += 1
+                    continue
+                rows.append(build(account, record))
+            if len(rows) >= stream.batch_size or len(keys) >= stream.batch_size or is_last:
+                flush(final=is_last)
+        if seen is not None:  # the listing ended: everything upstream has been read
+            try:
+                report.counts.deleted = writer.soft_delete_missing(
+                    conn, account, seen.table, listed_since=listing_started,
+                    max_delete_fraction=stream.max_delete_fraction)
+            except MassDeleteRefused as refused:
+                report.delete_refused = str(refused)
+                if log:
+                    log(f"{stream.name} [{account}]: {refused}")
+    finally:
+        if seen is not None:
+            seen.drop(conn)
 
     # What is stored, not what was offered: `save` never moves a cursor backwards.
     report.cursor_after = cursors.load(conn, stream.name, account)
@@ -116,6 +157,30 @@ def sync_stream(
     ).fetchone()[0]
     report.duration_s = time.monotonic() - started_clock
     return report
+
+
+class _SeenKeys:
+    """The keys a complete listing returned, in a temporary table of this session (filled batch
+    by batch in the batches' transactions) for the anti-join of the delete propagation."""
+
+    def __init__(self, conn: psycopg.Connection, table: sa.Table):
+        columns = [c for c in key_columns(table) if c != "account"]
+        self.key = key_builder(table)
+        self.table = sql.Identifier(f"_seen_{table.schema or 'public'}_{table.name}"[:63])
+        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+        self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(self.table, cols)
+        self.drop(conn)
+        conn.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
+            self.table, cols, qualified(table)))
+
+    def add(self, conn: psycopg.Connection, keys: list[tuple]) -> None:
+        with conn.cursor().copy(self._copy) as copy:
+            for key in keys:
+                copy.write_row(key)
+
+    def drop(self, conn: psycopg.Connection) -> None:
+        if not conn.broken and not conn.closed:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(self.table))
 
 
 class _StoredVersions:
@@ -130,8 +195,10 @@ class _StoredVersions:
         match = (sql.SQL("{} = ANY({})").format(sql.Identifier(keys[0]), arrays) if len(keys) == 1
                  else sql.SQL("({}) IN (SELECT * FROM unnest({}))").format(
                      sql.SQL(", ").join(map(sql.Identifier, keys)), arrays))
-        self._query = sql.SQL("SELECT {}, source_updated_at FROM {} WHERE account = %s AND {}").format(
-            sql.SQL(", ").join(map(sql.Identifier, keys)), qualified(table), match)
+        # A soft-deleted row is not a stored version: a listing that returns it revives it.
+        live = sql.SQL(" AND deleted_at IS NULL" if "deleted_at" in table.columns else "")
+        self._query = sql.SQL("SELECT {}, source_updated_at FROM {} WHERE account = %s AND {}{}").format(
+            sql.SQL(", ").join(map(sql.Identifier, keys)), qualified(table), match, live)
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(dig(record, path)) for path in self._paths)

@@ -1,20 +1,29 @@
-"""Batches → COPY → staging table → one set-based upsert.
+"""The one write engine: staged COPY → one set-based upsert, or COPY straight into an empty table.
 
-`COPY` is the fastest way into PostgreSQL; the upsert's `IS DISTINCT FROM` guard means a record
-that did not change is not rewritten (no dead tuple, no `synced_at` bump), which is what makes a
-no-change incremental run write 0 rows. Such rows are dropped by a join before they reach
-`ON CONFLICT`, which would otherwise lock (and WAL-log) each of them. A row never overwrites a
-newer one: when both sides carry the provider's updated-at, an older incoming version is skipped
-(webhooks may have written a newer version already). A soft-deleted row (`deleted_at` set by a
-delete webhook or reconciliation, which leave the updated-at alone) is revived only by a version
-updated after the delete. Call `write_batch` inside the caller's transaction, so the cursor that covers the
-batch commits with it.
+Every stream kind writes through it: API entity streams (rows built in Python, `write_batch`),
+webhook deliveries, and table replication (COPY blocks streamed from the source database into
+`staging`, then `merge`). What differs between them is declared on the `WriteTarget`, not coded:
+
+- the **unchanged-row prefilter**: staged rows reach `ON CONFLICT` only if a primary-key probe
+  (`LATERAL … LIMIT 1`, one index probe per row whatever the statistics say) finds them new or
+  different, because `ON CONFLICT` locks — and WAL-logs — every conflicting row even when its
+  `WHERE` then skips it. `IS DISTINCT FROM` decides "different" (no dead tuple, no `synced_at`
+  bump for an unchanged record); columns whose type has no usable `=` are compared as text;
+- **newer wins** (`updated_at`): an older incoming version never overwrites a newer stored one;
+- **soft deletes** (`deleted_at`): a row marked deleted is revived only by a version updated after
+  the delete (webhook streams: a late retry must not undo it), or — when the listing that staged
+  it is authoritative (`revive_when_seen`) — by being listed again;
+- **delete propagation**: after a complete read, rows whose key was not read are deleted (hard,
+  `delete_unstaged`) or marked deleted (soft, `soft_delete_missing`, with a mass-deletion guard).
+
+Call it inside the caller's transaction, so a cursor that covers the rows commits with them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import psycopg
 import sqlalchemy as sa
@@ -24,16 +33,22 @@ from sync_pipelines.core.database import qualified
 from sync_pipelines.core.entities import data_columns, key_columns
 
 
+class MassDeleteRefused(RuntimeError):
+    """A delete propagation would remove too large a share of the live rows; nothing was deleted."""
+
+
 @dataclass
 class WriteCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    deleted: int = 0
 
     def __iadd__(self, other: WriteCounts) -> WriteCounts:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.deleted += other.deleted
         return self
 
     @property
@@ -41,92 +56,208 @@ class WriteCounts:
         return self.inserted + self.updated
 
 
-class UpsertWriter:
-    """Writes rows (in `data_columns(table)` order) into one table."""
+@dataclass(frozen=True)
+class WriteTarget:
+    """What the writer must know of a destination table; built from an entity table
+    (`of_table`) or from a catalog read (replication)."""
 
-    def __init__(self, table: sa.Table):
-        self.table = table
-        self.columns = data_columns(table)
-        self.keys = key_columns(table)
+    table: sql.Composable  # the qualified table name
+    label: str  # schema.table, for the staging table's name
+    columns: tuple[str, ...]  # what is staged and written, in COPY order
+    keys: tuple[str, ...]
+    text_compared: frozenset[str] = frozenset()  # types without a usable `=`
+    updated_at: str | None = None  # newer wins on this column
+    deleted_at: str | None = None  # soft-delete marker
+    revive_when_seen: bool = False  # a listed (live) version clears `deleted_at`
+    stamp: str | None = None  # set to now() whenever the row is written
+    overriding_system_value: bool = False  # keep given values in GENERATED ALWAYS columns
+    account: str | None = None  # the column scoping delete propagation to one account
+    non_keys: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "non_keys", tuple(c for c in self.columns if c not in self.keys))
+
+    @classmethod
+    def of_table(cls, table: sa.Table, *, revive_when_seen: bool = False) -> WriteTarget:
+        columns = tuple(data_columns(table))
+        return cls(
+            table=qualified(table),
+            label=table.fullname,
+            columns=columns,
+            keys=tuple(key_columns(table)),
+            updated_at="source_updated_at" if "source_updated_at" in columns else None,
+            deleted_at="deleted_at" if "deleted_at" in columns else None,
+            revive_when_seen=revive_when_seen,
+            stamp="synced_at" if "synced_at" in table.columns else None,
+            account="account" if "account" in columns else None,
+        )
+
+
+class TableWriter:
+    """Stages and merges rows into one table (see the module docstring for the rules)."""
+
+    def __init__(self, target: WriteTarget):
+        self.target = target
+        self.columns = list(target.columns)
+        self.keys = list(target.keys)
         self._key_positions = [self.columns.index(k) for k in self.keys]
-        self._updated_position = (
-            self.columns.index("source_updated_at") if "source_updated_at" in self.columns else None
-        )
-        self._staging = sql.Identifier(f"_stage_{table.schema or 'public'}_{table.name}"[:63])
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
-        non_keys = [c for c in self.columns if c not in self.keys]
-        target = qualified(table)
+        self._updated_position = self.columns.index(target.updated_at) if target.updated_at else None
+        self.staging = sql.Identifier(("_stage_" + target.label.replace(".", "_"))[:63])
+        self._cols = sql.SQL(", ").join(map(sql.Identifier, self.columns))
+        # pg_temp: never a permanent table of that name. Dropped first: a staging table made
+        # in an earlier savepoint of this transaction outlives the savepoint.
         self._create_staging = sql.SQL(
-            "CREATE TEMP TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
-        ).format(stage=self._staging, target=target)
-        self._copy = sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(stage=self._staging, cols=cols)
-        assignments = sql.SQL(", ").join(
-            [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in non_keys]
-            + [sql.SQL("synced_at = now()")]
-        )
-        # Only rows that are new or would be written reach ON CONFLICT, which locks (and WAL-logs)
-        # every conflicting row, even one its WHERE then skips: an unchanged page stays untouched.
-        first_key = sql.Identifier(self.keys[0])
-        self._upsert = sql.SQL(
-            "WITH written AS ("
-            " INSERT INTO {target} AS t ({cols})"
-            " SELECT {staged} FROM {stage} AS s"
-            # LATERAL … LIMIT 1: one primary-key probe per staged row, whatever the statistics say
-            # (a hash join would scan the whole table for every page of a sync).
+            "DROP TABLE IF EXISTS pg_temp.{stage}; CREATE TEMP TABLE {stage} ON COMMIT DROP"
+            " AS SELECT {cols} FROM {target} WITH NO DATA"
+        ).format(stage=self.staging, cols=self._cols, target=target.table)
+        self._merge = self._merge_statement()
+
+    # -- staging ---------------------------------------------------------------------------
+    def create_staging(self, conn: psycopg.Connection) -> None:
+        """An empty staging table shaped like the written columns; it lives until commit."""
+        conn.execute(self._create_staging)
+
+    def copy_statement(self, into: sql.Composable | None = None, *, binary: bool = False,
+                       freeze: bool = False) -> sql.Composed:
+        """`COPY … FROM STDIN` into staging, or (bulk load) straight into `into`."""
+        options = ["FORMAT BINARY" if binary else "FORMAT TEXT"] + (["FREEZE"] if freeze else [])
+        return sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
+            into if into is not None else self.staging, self._cols, sql.SQL(", ".join(options)))
+
+    # -- writing ---------------------------------------------------------------------------
+    def write_batch(self, conn: psycopg.Connection, rows: Sequence[tuple]) -> WriteCounts:
+        """Upsert Python rows (in `columns` order); must run inside a transaction."""
+        if not rows:
+            return WriteCounts()
+        unique = self._last_per_key(rows)
+        self.create_staging(conn)
+        with conn.cursor().copy(self.copy_statement()) as copy:
+            for row in unique:
+                copy.write_row(row)
+        counts = self.merge(conn, len(unique))
+        counts.unchanged += len(rows) - len(unique)
+        return counts
+
+    def merge(self, conn: psycopg.Connection, staged: int) -> WriteCounts:
+        """Insert new keys and update changed rows from staging; the rest count as unchanged."""
+        inserted, updated = conn.execute(self._merge).fetchone()
+        return WriteCounts(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
+
+    def delete_unstaged(self, conn: psycopg.Connection) -> int:
+        """Hard-delete rows whose key is not staged: staging must hold a whole-table read."""
+        conn.execute(sql.SQL("ANALYZE {}").format(self.staging))  # temp tables get no autovacuum stats
+        return conn.execute(
+            sql.SQL("DELETE FROM {} AS t WHERE NOT EXISTS (SELECT FROM {} AS s WHERE {})").format(
+                self.target.table, self.staging, self._key_match("s", "t"))
+        ).rowcount
+
+    def soft_delete_missing(
+        self, conn: psycopg.Connection, account: str, seen: sql.Composable, *, listed_since: datetime,
+        max_delete_fraction: float = 0.5, scope: sql.Composable | None = None, scope_params: dict | None = None,
+    ) -> int:
+        """Mark deleted the account's live rows that a complete listing did not return.
+
+        `seen` is a table (or query) with the listed keys (the non-account key columns). Only
+        rows the listing could have returned are candidates: live, not written since
+        `listed_since` (a row written during the listing may be a record created after its page
+        was read), and within `scope`. More than `max_delete_fraction` of them is refused with
+        `MassDeleteRefused`, deleting nothing: an empty or cut-short listing is likelier than a
+        mass delete. Runs in its own savepoint.
+        """
+        target = self.target
+        if not (target.deleted_at and target.account and target.stamp):
+            raise ValueError(f"{target.label}: soft deletes need account, deleted_at and synced_at columns")
+        keys = [k for k in self.keys if k != target.account]
+        where = sql.SQL("{acc} = %(account)s AND {deleted} IS NULL AND {stamp} < %(since)s").format(
+            acc=sql.Identifier(target.account), deleted=sql.Identifier(target.deleted_at),
+            stamp=sql.Identifier(target.stamp))
+        if scope is not None:
+            where += sql.SQL(" AND ") + scope
+        params = {"account": account, "since": listed_since, **(scope_params or {})}
+        with conn.transaction():
+            live = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(target.table, where),
+                                params).fetchone()[0]
+            deleted = conn.execute(
+                sql.SQL("UPDATE {t} AS t SET {deleted} = now(), {stamp} = now() WHERE {where}"
+                        " AND NOT EXISTS (SELECT FROM {seen} AS s WHERE {match})").format(
+                    t=target.table, deleted=sql.Identifier(target.deleted_at), stamp=sql.Identifier(target.stamp),
+                    where=where, seen=seen,
+                    match=sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in keys)),
+                params,
+            ).rowcount
+            if deleted > max_delete_fraction * live:
+                raise MassDeleteRefused(  # leaving the savepoint rolls the UPDATE back
+                    f"{target.label} [{account}]: the listing would soft-delete {deleted} of {live} live rows"
+                    f" (more than {max_delete_fraction:.0%}); nothing deleted — an incomplete listing is"
+                    f" likelier than a mass delete (raise max_delete_fraction to confirm one)")
+        return deleted
+
+    # -- SQL -------------------------------------------------------------------------------
+    def _merge_statement(self) -> sql.Composed:
+        t = self.target
+        staged = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in self.columns)
+        # LATERAL … LIMIT 1: one primary-key probe per staged row (a hash join would scan the
+        # whole table for every page of a sync).
+        rows = sql.SQL(
+            "SELECT {staged} FROM {stage} AS s"
             " LEFT JOIN LATERAL (SELECT * FROM {target} AS o WHERE {match} LIMIT 1) AS o ON true"
-            " WHERE o.{first_key} IS NULL OR ({prefilter})"
-            " ON CONFLICT ({keys}) DO UPDATE SET {assignments} WHERE {guard}"
+            " WHERE o.{first_key} IS NULL"
+        ).format(staged=staged, stage=self.staging, target=t.table, match=self._key_match("o", "s"),
+                 first_key=sql.Identifier(self.keys[0]))
+        if t.non_keys:
+            rows += sql.SQL(" OR ({})").format(self._guard("o", "s"))
+            assignments = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in t.non_keys]
+            if t.stamp:
+                assignments.append(sql.SQL("{} = now()").format(sql.Identifier(t.stamp)))
+            action = sql.SQL("DO UPDATE SET {} WHERE {}").format(sql.SQL(", ").join(assignments),
+                                                                  self._guard("t", "EXCLUDED"))
+        else:
+            action = sql.SQL("DO NOTHING")
+        return sql.SQL(
+            "WITH written AS ("
+            " INSERT INTO {target} AS t ({cols}){overriding} {rows}"
+            " ON CONFLICT ({keys}) {action}"
             " RETURNING (xmax = 0) AS inserted)"
             " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
         ).format(
-            target=target,
-            cols=cols,
-            staged=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in self.columns),
-            stage=self._staging,
-            match=sql.SQL(" AND ").join(sql.SQL("o.{0} = s.{0}").format(sql.Identifier(k)) for k in self.keys),
-            first_key=first_key,
-            prefilter=self._guard("o", "s", non_keys),
-            keys=sql.SQL(", ").join(sql.Identifier(k) for k in self.keys),
-            assignments=assignments,
-            guard=self._guard("t", "EXCLUDED", non_keys),
+            target=t.table, cols=self._cols,
+            # A replica keeps the source's values, also in a GENERATED ALWAYS AS IDENTITY column.
+            overriding=sql.SQL(" OVERRIDING SYSTEM VALUE" if t.overriding_system_value else ""),
+            rows=rows, keys=sql.SQL(", ").join(map(sql.Identifier, self.keys)), action=action,
         )
 
-    def _guard(self, old: str, new: str, non_keys: list[str]) -> sql.Composed:
+    def _guard(self, old: str, new: str) -> sql.Composed:
         """Write the new version only if it differs and is not older, and clear `deleted_at` only
-        with a version updated after the delete: one read before the delete, re-read by the overlap
-        or retried late by the provider must not revive the row. Aliases are constants."""
+        as the target allows. Aliases are constants of this module."""
+        t = self.target
 
         def ref(alias: str, column: str) -> sql.Composed:
             return sql.SQL(alias + ".") + sql.Identifier(column)
 
+        def compared(alias: str, column: str) -> sql.Composable:
+            return sql.SQL("{}::text").format(ref(alias, column)) if column in t.text_compared else ref(alias, column)
+
         guard = sql.SQL("({}) IS DISTINCT FROM ({})").format(
-            sql.SQL(", ").join(ref(old, c) for c in non_keys),
-            sql.SQL(", ").join(ref(new, c) for c in non_keys),
+            sql.SQL(", ").join(compared(old, c) for c in t.non_keys),
+            sql.SQL(", ").join(compared(new, c) for c in t.non_keys),
         )
-        if "source_updated_at" in self.columns:
-            at_old, at_new = ref(old, "source_updated_at"), ref(new, "source_updated_at")
+        if t.updated_at:
+            at_old, at_new = ref(old, t.updated_at), ref(new, t.updated_at)
             guard += sql.SQL(" AND ({} IS NULL OR {} IS NULL OR {} >= {})").format(at_old, at_new, at_new, at_old)
-        if "deleted_at" in non_keys:
+        if t.deleted_at and not t.revive_when_seen:
             # Revived only by a version made after the delete itself (a late retry of an edit
             # made before it must not undo it); without an updated-at nothing shows that.
-            newer = (sql.SQL("COALESCE({} > {}, false)").format(at_new, ref(old, "deleted_at"))
-                     if "source_updated_at" in self.columns else sql.SQL("false"))
+            newer = (sql.SQL("COALESCE({} > {}, false)").format(ref(new, t.updated_at), ref(old, t.deleted_at))
+                     if t.updated_at else sql.SQL("false"))
             guard += sql.SQL(" AND ({} IS NULL OR {} IS NOT NULL OR {})").format(
-                ref(old, "deleted_at"), ref(new, "deleted_at"), newer)
+                ref(old, t.deleted_at), ref(new, t.deleted_at), newer)
         return guard
 
-    def write_batch(self, conn: psycopg.Connection, rows: Sequence[tuple]) -> WriteCounts:
-        """Upsert `rows`; must run inside a transaction (the staging table lives until commit)."""
-        if not rows:
-            return WriteCounts()
-        unique = self._last_per_key(rows)
-        # Created per batch and dropped at commit, so it always matches the (evolving) target.
-        conn.execute(self._create_staging)
-        with conn.cursor().copy(self._copy) as copy:
-            for row in unique:
-                copy.write_row(row)
-        inserted, updated = conn.execute(self._upsert).fetchone()
-        return WriteCounts(inserted=inserted, updated=updated, unchanged=len(rows) - inserted - updated)
+    def _key_match(self, left: str, right: str) -> sql.Composed:
+        return sql.SQL(" AND ").join(
+            sql.SQL("{}.{} = {}.{}").format(sql.Identifier(left), sql.Identifier(k), sql.Identifier(right),
+                                            sql.Identifier(k))
+            for k in self.keys)
 
     def _last_per_key(self, rows: Sequence[tuple]) -> list[tuple]:
         """One row per key — the newest by provider updated-at, else the last seen — since an
@@ -140,3 +271,11 @@ class UpsertWriter:
                 continue
             latest[key] = row
         return list(latest.values())
+
+
+class UpsertWriter(TableWriter):
+    """The writer of an entity table (`core.entities`), rows in `data_columns(table)` order."""
+
+    def __init__(self, table: sa.Table, *, revive_when_seen: bool = False):
+        super().__init__(WriteTarget.of_table(table, revive_when_seen=revive_when_seen))
+        self.table = table

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from sync_pipelines.core import cursors
+from sync_pipelines.core.dg.metadata import report_metadata
 from sync_pipelines.core.entities import entity_table
 from sync_pipelines.core.sync import Stream, sync_stream
 
@@ -64,7 +65,10 @@ def test_unordered_listing_that_shifted_mid_scan_loses_nothing(conn, unique):
 
     second = sync_stream(conn, stream, "a", offset_pages(upstream, 2))
     assert ids(conn, table) == [1, 2, 3, 4]  # (item 2's delete is for reconciliation to find)
-    assert (second.counts.inserted, second.skipped_same_version, second.skipped_older) == (1, 2, 0)
+    # Item 1 is trusted by version; item 4 carries the cursor's own stamp, too recent to trust
+    # (see test_an_edit_that_keeps_its_timestamp_is_written), so the upsert compares it.
+    assert (second.counts.inserted, second.skipped_same_version, second.skipped_older) == (1, 1, 0)
+    assert second.counts.unchanged == 1
 
 
 def test_a_full_listing_writes_only_records_whose_stored_version_differs(conn, unique):
@@ -72,14 +76,15 @@ def test_a_full_listing_writes_only_records_whose_stored_version_differs(conn, u
     built (one lookup per page); a newer, an older or a missing version is handed to the upsert."""
     table = make_table(unique)
     stream = Stream(name=f"test/{unique}", table=table, ordered=False)
-    sync_stream(conn, stream, "a", lambda since: iter([[rec(1), rec(2), rec(3)]]))
+    # Item 9 moves the cursor to NEW, so the OLD versions are old enough to be trusted.
+    sync_stream(conn, stream, "a", lambda since: iter([[rec(1), rec(2), rec(3), rec(9, NEW)]]))
     conn.execute(f"DELETE FROM {table.fullname} WHERE item_id = 3")
 
-    again = sync_stream(conn, stream, "a", lambda since: iter([[rec(1), rec(2, NEW), rec(3)]]))
+    again = sync_stream(conn, stream, "a", lambda since: iter([[rec(1), rec(2, NEW), rec(3), rec(9, NEW)]]))
 
-    assert again.skipped_same_version == 1  # item 1
-    assert (again.counts.inserted, again.counts.updated) == (1, 1)  # item 3 back, item 2 newer
-    assert ids(conn, table) == [1, 2, 3]
+    assert again.skipped_same_version == 1  # item 1 (item 9, as recent as the cursor, is compared)
+    assert (again.counts.inserted, again.counts.updated, again.counts.unchanged) == (1, 1, 1)  # 3 back, 2 newer
+    assert ids(conn, table) == [1, 2, 3, 9]
     other = sync_stream(conn, stream, "b", lambda since: iter([[rec(1)]]))  # accounts never share
     assert (other.skipped_same_version, other.counts.inserted) == (0, 1)
 
@@ -105,4 +110,98 @@ def test_cursor_after_reports_the_stored_cursor_not_an_earlier_offer(conn, uniqu
 
     refresh = sync_stream(conn, stream, "a", lambda since: iter([[rec(1)]]), full_refresh=True)
     assert refresh.cursor_before is None and refresh.cursor_after == stored
-    assert refresh.metadata()["cursor_after"].value == stored.isoformat()
+    assert report_metadata(refresh)["cursor_after"].value == stored.isoformat()
+
+
+def scripted(*pages):
+    return lambda since: iter([list(page) for page in pages])
+
+
+def test_an_edit_that_keeps_its_timestamp_is_written(conn, unique):
+    """A record edited again within the provider's timestamp resolution keeps its updated-at; the
+    version skip trusts only stamps older than the previous scan's start minus the overlap."""
+    table = make_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, ordered=False)
+    recent = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+    sync_stream(conn, stream, "a", scripted([rec(1), rec(2, recent)]))
+
+    edited = {**rec(2, recent), "name": "edited in the same second"}
+    again = sync_stream(conn, stream, "a", scripted([rec(1), edited]))
+
+    assert (again.skipped_same_version, again.counts.updated) == (1, 1)  # item 1 trusted, item 2 compared
+    name = conn.execute(f"SELECT name FROM {table.fullname} WHERE item_id = 2").fetchone()[0]
+    assert name == "edited in the same second"
+
+
+def soft_table(suffix: str) -> sa.Table:
+    return entity_table(
+        sa.MetaData(), f"s_{suffix}", "items",
+        sa.Column("item_id", sa.BigInteger, nullable=False),
+        sa.Column("name", sa.Text),
+        key=["item_id"], updated_at_path="modified", soft_delete=True,
+    )
+
+
+def live_and_deleted(conn, table: sa.Table, account: str = "a") -> tuple[list[int], list[int]]:
+    rows = conn.execute(f"SELECT item_id, deleted_at IS NOT NULL FROM {table.fullname} WHERE account = %s"
+                        " ORDER BY 1", (account,)).fetchall()
+    return [i for i, gone in rows if not gone], [i for i, gone in rows if gone]
+
+
+def test_a_complete_listing_soft_deletes_what_it_no_longer_returns_and_revives_what_returns(conn, unique):
+    table = soft_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, propagate_deletes=True)
+    sync_stream(conn, stream, "a", scripted([rec(i) for i in range(1, 6)]))
+    sync_stream(conn, stream, "b", scripted([rec(1)]))  # another account, untouched by a's listing
+
+    gone = sync_stream(conn, stream, "a", scripted([rec(1), rec(2)], [rec(4), rec(5)]))
+    assert gone.counts.deleted == 1 and gone.delete_refused is None
+    assert live_and_deleted(conn, table) == ([1, 2, 4, 5], [3])
+    assert live_and_deleted(conn, table, "b") == ([1], [])
+
+    # Listed again with the very same version: revived (the listing is the truth), not skipped.
+    back = sync_stream(conn, stream, "a", scripted([rec(i) for i in range(1, 6)]))
+    assert (back.counts.updated, back.counts.deleted) == (1, 0)
+    assert live_and_deleted(conn, table) == ([1, 2, 3, 4, 5], [])
+
+
+def test_delete_propagation_refuses_a_mass_delete_but_keeps_the_rows_synced(conn, unique):
+    table = soft_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, propagate_deletes=True)
+    sync_stream(conn, stream, "a", scripted([rec(i) for i in range(1, 11)]))
+
+    cut_short = sync_stream(conn, stream, "a", scripted([rec(1), rec(2, NEW), rec(11)]))
+    assert cut_short.delete_refused and "8 of 9 live rows" in cut_short.delete_refused  # 2 was just written
+    assert cut_short.counts.deleted == 0 and (cut_short.counts.inserted, cut_short.counts.updated) == (1, 1)
+    assert live_and_deleted(conn, table) == (list(range(1, 12)), [])
+    assert report_metadata(cut_short)["deletes_refused"].value == cut_short.delete_refused
+
+    empty = sync_stream(conn, stream, "a", scripted())  # a listing that returned nothing at all
+    assert empty.delete_refused and live_and_deleted(conn, table)[1] == []
+
+    confirmed = Stream(name=stream.name, table=table, propagate_deletes=True, max_delete_fraction=1.0)
+    done = sync_stream(conn, confirmed, "a", scripted([rec(1)]))
+    assert done.counts.deleted == 10 and live_and_deleted(conn, table) == ([1], list(range(2, 12)))
+
+
+def test_a_row_written_during_the_listing_is_not_deleted(conn, unique):
+    """A webhook may write a record created after the listing passed its page."""
+    table = soft_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, propagate_deletes=True)
+    sync_stream(conn, stream, "a", scripted([rec(1), rec(2)]))
+
+    def listing(since):
+        yield [rec(1), rec(2)]
+        conn.execute(f"INSERT INTO {table.fullname} (account, item_id, name, raw) VALUES ('a', 99, 'hook', '{{}}')")
+
+    report = sync_stream(conn, stream, "a", listing)
+    assert report.counts.deleted == 0 and live_and_deleted(conn, table) == ([1, 2, 99], [])
+
+
+def test_delete_propagation_is_declared_on_a_complete_listing_with_soft_deletes(unique):
+    import pytest
+
+    with pytest.raises(ValueError, match="deleted_at"):
+        Stream(name="x", table=make_table(unique), propagate_deletes=True)
+    with pytest.raises(ValueError, match="complete"):
+        Stream(name="x", table=soft_table(unique), ordered=True, propagate_deletes=True)

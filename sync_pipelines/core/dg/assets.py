@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from sync_pipelines.core.http import AuthenticationError
 from sync_pipelines.core.registry import Account, MissingCredentialsError, get_account
+from sync_pipelines.core.dg.metadata import report_metadata
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.sync import Stream, sync_stream
 
@@ -59,15 +60,18 @@ def sync_asset(
     deps: Sequence[dg.AssetsDefinition] = (),
     description: str,
     ordered: bool = False,
+    propagate_deletes: bool = False,
     owners: Sequence[str] = (),
     cadence: timedelta = timedelta(minutes=30),
 ) -> dg.AssetsDefinition:
     """An asset syncing `client.session(account).<fetch>(since)` into `stream_table`.
 
-    `cadence` is how often it is scheduled; the freshness policy warns after two missed syncs
+    `propagate_deletes`: every run reads a complete listing, so rows it did not return are
+    soft-deleted (see `core.sync`). `cadence` is how often it is scheduled; the freshness policy warns after two missed syncs
     and fails after four, so stale data shows in the UI.
     """
-    stream = Stream(name=f"{provider}/{name}", table=stream_table, ordered=ordered)
+    stream = Stream(name=f"{provider}/{name}", table=stream_table, ordered=ordered,
+                    propagate_deletes=propagate_deletes)
 
     @dg.asset(
         name=name,
@@ -103,6 +107,8 @@ def sync_asset(
                 finally:
                     context.log.info(f"{stream.name} [{account.account}] HTTP: {session.http.stats}")
                 report.http = session.http.stats.as_metadata()
+                if report.delete_refused:
+                    context.log.warning(report.delete_refused)
         except (AuthenticationError, MissingCredentialsError) as error:
             # Retrying cannot fix credentials: fail now, naming the account.
             raise dg.Failure(description=str(error), allow_retries=False) from None
@@ -111,6 +117,6 @@ def sync_asset(
             # step. Committed batches and their cursor are kept; the next run resumes from them.
             raise dg.Failure(description=f"{stream.name} [{account.account}]: interrupted",
                              allow_retries=False) from None
-        return dg.MaterializeResult(metadata=report.metadata())
+        return dg.MaterializeResult(metadata=report_metadata(report))
 
     return _asset

@@ -1,76 +1,77 @@
-"""The standard materialization metadata every sync asset reports.
+"""The standard materialization metadata every sync asset reports, from a `core.report.SyncReport`.
 
 This is what replaces a hand-rolled `sync_logs` table: Dagster's event storage keeps it per
-materialization and plots the numeric entries over time in the asset's page.
+materialization and plots the numeric entries over time in the asset's page. The names are
+`core.report`'s, the same for every provider and stream kind.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
-from sync_pipelines.core.writer import WriteCounts
-
-
-@dataclass
-class SyncReport:
-    table: sa.Table
-    account: str
-    fetched: int = 0
-    skipped_older: int = 0  # ordered streams only: before (cursor − overlap), never written
-    skipped_same_version: int = 0  # full listings: the stored row has this very provider updated-at
-    counts: WriteCounts = field(default_factory=WriteCounts)
-    batches: int = 0
-    cursor_before: datetime | None = None
-    cursor_after: datetime | None = None  # as stored (a cursor never moves backwards)
-    duration_s: float = 0.0
-    table_rows: int = 0
-    http: dict[str, int | float] = field(default_factory=dict)
-
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "account": dg.MetadataValue.text(self.account),
-            "table": dg.MetadataValue.text(self.table.fullname),
-            "records_fetched": dg.MetadataValue.int(self.fetched),
-            "records_inserted": dg.MetadataValue.int(self.counts.inserted),
-            "records_updated": dg.MetadataValue.int(self.counts.updated),
-            "records_unchanged": dg.MetadataValue.int(
-                self.counts.unchanged + self.skipped_older + self.skipped_same_version),
-            "records_skipped_before_cursor": dg.MetadataValue.int(self.skipped_older),
-            "records_skipped_same_version": dg.MetadataValue.int(self.skipped_same_version),
-            "batches_committed": dg.MetadataValue.int(self.batches),
-            **{name: _number(value) for name, value in self.http.items()},
-            "cursor_before": dg.MetadataValue.text(_iso(self.cursor_before)),
-            "cursor_after": dg.MetadataValue.text(_iso(self.cursor_after)),
-            "duration_seconds": dg.MetadataValue.float(round(self.duration_s, 3)),
-            "dagster/row_count": dg.MetadataValue.int(self.table_rows),
-            "dagster/column_schema": column_schema(self.table),
-        }
+from sync_pipelines.core import report as names
+from sync_pipelines.core.entities import ColumnInfo
+from sync_pipelines.core.report import SyncReport
 
 
-def _iso(value: datetime | None) -> str:
+def report_metadata(report: SyncReport) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    if report.account is not None:
+        metadata["account"] = dg.MetadataValue.text(report.account)
+    metadata |= {
+        "table": dg.MetadataValue.text(report.table),
+        names.FETCHED: dg.MetadataValue.int(report.fetched),
+        names.INSERTED: dg.MetadataValue.int(report.inserted),
+        names.UPDATED: dg.MetadataValue.int(report.updated),
+        names.UNCHANGED: dg.MetadataValue.int(report.unchanged + report.skipped_older + report.skipped_same_version),
+        names.DELETED: dg.MetadataValue.int(report.deleted),
+        "records_skipped_before_cursor": dg.MetadataValue.int(report.skipped_older),
+        "records_skipped_same_version": dg.MetadataValue.int(report.skipped_same_version),
+        "batches_committed": dg.MetadataValue.int(report.batches),
+        **{name: _value(value) for name, value in report.http.items()},
+        "cursor_before": dg.MetadataValue.text(iso(report.cursor_before)),
+        "cursor_after": dg.MetadataValue.text(iso(report.cursor_after)),
+        **{name: _value(value) for name, value in report.details().items()},
+        "duration_seconds": dg.MetadataValue.float(round(report.duration_s, 3)),
+        "dagster/row_count": dg.MetadataValue.int(report.table_rows),
+    }
+    if report.delete_refused:
+        metadata["deletes_refused"] = dg.MetadataValue.text(report.delete_refused)
+    if report.columns:
+        metadata["dagster/column_schema"] = column_schema(report.columns)
+    return metadata
+
+
+def iso(value: datetime | None) -> str:
     return value.isoformat() if value else "none"
 
 
-def _number(value: int | float) -> dg.MetadataValue:
-    return dg.MetadataValue.float(float(value)) if isinstance(value, float) else dg.MetadataValue.int(value)
+def _value(value: Any) -> dg.MetadataValue:
+    if isinstance(value, bool):
+        return dg.MetadataValue.bool(value)
+    if isinstance(value, int):
+        return dg.MetadataValue.int(value)
+    if isinstance(value, float):
+        return dg.MetadataValue.float(round(value, 3))
+    if isinstance(value, datetime) or value is None:
+        return dg.MetadataValue.text(iso(value))
+    return dg.MetadataValue.text(str(value))
 
 
-def column_schema(table: sa.Table) -> dg.TableSchema:
+def column_schema(columns: list[ColumnInfo]) -> dg.TableSchema:
     """The table's columns for the Dagster UI."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=c.name,
-                type=str(c.type.compile(dialect=postgresql.dialect())),
-                description=c.comment,
-                constraints=dg.TableColumnConstraints(nullable=c.nullable),
+                type=c.type,
+                description=c.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=c.nullable, other=["primary key"] if c.primary_key else None),
             )
-            for c in table.columns
+            for c in columns
         ]
     )

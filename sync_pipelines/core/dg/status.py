@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from sync_pipelines.core.dg.runs import account_of, provider_of
+from sync_pipelines.core.report import WRITTEN
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
 
@@ -69,8 +70,7 @@ def _records_written(instance: dg.DagsterInstance, run_id: str) -> int:
     total = 0
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
         meta = record.dagster_event.event_specific_data.materialization.metadata
-        # API syncs report records_*, replication reports rows_*.
-        for key in ("records_inserted", "records_updated", "rows_inserted", "rows_updated"):
+        for key in WRITTEN:  # the names every report uses (core.report), whatever the provider
             value = meta.get(key)
             total += int(value.value) if value is not None else 0
     return total

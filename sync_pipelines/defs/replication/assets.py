@@ -9,17 +9,17 @@ consistent table.
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 import dagster as dg
 import psycopg
 
 from sync_pipelines.core.dg.assets import STEP_RETRY_POLICY, SyncConfig, freshness_for
+from sync_pipelines.core.dg.metadata import report_metadata
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.replication.config import TableSpec
-from sync_pipelines.defs.replication.replicate import ReplicationReport, replicate
+from sync_pipelines.defs.replication.replicate import replicate
 from sync_pipelines.defs.replication.resources import SourceDatabase
-from sync_pipelines.defs.replication.schema import ReplicationError, TableDef
+from sync_pipelines.defs.replication.schema import ReplicationError
 
 PROVIDER = "replication"
 JOB_NAME = "replication_sync"
@@ -88,59 +88,6 @@ def _last_row_count(context: dg.AssetExecutionContext, spec: TableSpec) -> int |
     return int(rows.value)
 
 
-def report_metadata(report: ReplicationReport) -> dict[str, Any]:
-    """The run's statistics, as shown (and plotted over time) on the asset's page."""
-    spec = report.spec
-    metadata: dict[str, Any] = {
-        "source": dg.MetadataValue.text(f"{report.source_database} {spec.source}"),
-        "destination": dg.MetadataValue.text(spec.destination),
-        "mode": dg.MetadataValue.text(spec.mode),
-        "path": dg.MetadataValue.text(report.path),
-        "copy_format": dg.MetadataValue.text(report.copy_format),
-        "read_scope": dg.MetadataValue.text(report.read_scope),
-        "rows_read": dg.MetadataValue.int(report.rows_read),
-        "rows_inserted": dg.MetadataValue.int(report.inserted),
-        "rows_updated": dg.MetadataValue.int(report.updated),
-        "rows_unchanged": dg.MetadataValue.int(report.unchanged),
-        "rows_deleted": dg.MetadataValue.int(report.deleted),
-        "high_water_mark_before": dg.MetadataValue.text(_iso(report.cursor_before)),
-        "high_water_mark_after": dg.MetadataValue.text(_iso(report.cursor_after)),
-        "high_water_mark_held_back_to": dg.MetadataValue.text(_iso(report.held_back_to)),
-        "read_since": dg.MetadataValue.text(_iso(report.read_since)),
-        "table_created": dg.MetadataValue.bool(report.table_created),
-        "columns_added": dg.MetadataValue.text(", ".join(report.columns_added) or "none"),
-        "not_null_dropped": dg.MetadataValue.text(", ".join(report.not_null_dropped) or "none"),
-        "indexes_built_after_load": dg.MetadataValue.int(report.indexes_rebuilt),
-        "copy_seconds": dg.MetadataValue.float(round(report.copy_seconds, 3)),
-        "write_seconds": dg.MetadataValue.float(round(report.write_seconds, 3)),
-        "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
-        "dagster/row_count": dg.MetadataValue.int(report.table_rows),
-        "row_count_from": dg.MetadataValue.text(report.table_rows_from),
-    }
-    if report.destination_only_columns:
-        metadata["destination_only_columns"] = dg.MetadataValue.text(", ".join(report.destination_only_columns))
-    if report.table is not None:
-        metadata["dagster/column_schema"] = column_schema(report.table)
-    return metadata
-
-
-def column_schema(table: TableDef) -> dg.TableSchema:
-    """The destination's columns for the Dagster UI (types as PostgreSQL spells them)."""
-    key = set(table.primary_key)
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=c.name,
-                type=c.type,
-                constraints=dg.TableColumnConstraints(
-                    nullable=not c.not_null, other=["primary key"] if c.name in key else None
-                ),
-            )
-            for c in table.columns
-        ]
-    )
-
-
 def replication_job(assets: Sequence[dg.AssetsDefinition]) -> "dg.UnresolvedAssetJobDefinition":
     """Every replication asset in one run; a table failing does not stop the others (no deps)."""
     return dg.define_asset_job(
@@ -150,7 +97,3 @@ def replication_job(assets: Sequence[dg.AssetsDefinition]) -> "dg.UnresolvedAsse
         tags={"sync/provider": PROVIDER, "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
         description="Replicates every configured source table into the app database.",
     )
-
-
-def _iso(value: Any) -> str:
-    return value.isoformat() if value is not None else "none"

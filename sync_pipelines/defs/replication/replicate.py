@@ -1,4 +1,4 @@
-"""One table, source → destination: binary COPY streamed into staging, then one set-based upsert.
+"""One table, source → destination: binary COPY streamed into staging, then the core writer's upsert.
 
 The source is read in one REPEATABLE READ, read-only transaction, so the rows copied and the
 high-water mark describe the same instant. Its `COPY … TO STDOUT` blocks are handed unchanged to
@@ -20,12 +20,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg import IsolationLevel, sql
 
 from sync_pipelines.core import cursors
 from sync_pipelines.core.database import ensure_tables, redact_url
+from sync_pipelines.core.entities import ColumnInfo
+from sync_pipelines.core.report import SyncReport
+from sync_pipelines.core.writer import TableWriter, WriteTarget
 from sync_pipelines.defs.replication.config import TableSpec
 from sync_pipelines.defs.replication.schema import (
     Column, ReplicationError, TableDef, add_columns, add_primary_key, check_compatible, create_table,
@@ -34,28 +38,20 @@ from sync_pipelines.defs.replication.schema import (
 
 # Arbitrary constant: first half of the two-int advisory lock taken per destination table.
 LOCK_NAMESPACE = 7_202_612
-STAGING = sql.Identifier("_replication_stage")
 BULK_LOAD = "bulk_load"  # empty destination: COPY straight into the table, indexes after
 UPSERT = "staging_upsert"
 _CURSOR_TYPES = re.compile(r"^(timestamp(\(\d\))? with(out)? time zone|date)$")
 
 
-@dataclass
-class ReplicationReport:
-    """What one run did; `assets.py` turns it into materialization metadata."""
+@dataclass(kw_only=True)
+class ReplicationReport(SyncReport):
+    """The standard report (`fetched` = rows read from the source) plus what replication adds."""
 
     spec: TableSpec
     source_database: str
     path: str = UPSERT
     copy_format: str = "binary"
     read_scope: str = ""
-    rows_read: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    cursor_before: datetime | None = None
-    cursor_after: datetime | None = None
     held_back_to: datetime | None = None
     read_since: datetime | None = None
     table_created: bool = False
@@ -65,10 +61,50 @@ class ReplicationReport:
     indexes_rebuilt: int = 0
     copy_seconds: float = 0.0
     write_seconds: float = 0.0
-    duration_seconds: float = 0.0
-    table_rows: int = 0
     table_rows_from: str = "count(*)"
-    table: TableDef | None = None
+    table_def: TableDef | None = None
+
+    def details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "source": f"{self.source_database} {self.spec.source}",
+            "destination": self.spec.destination,
+            "mode": self.spec.mode,
+            "path": self.path,
+            "copy_format": self.copy_format,
+            "read_scope": self.read_scope,
+            "cursor_held_back_to": self.held_back_to,
+            "read_since": self.read_since,
+            "table_created": self.table_created,
+            "columns_added": ", ".join(self.columns_added) or "none",
+            "not_null_dropped": ", ".join(self.not_null_dropped) or "none",
+            "indexes_built_after_load": self.indexes_rebuilt,
+            "copy_seconds": self.copy_seconds,
+            "write_seconds": self.write_seconds,
+            "row_count_from": self.table_rows_from,
+        }
+        if self.destination_only_columns:
+            details["destination_only_columns"] = ", ".join(self.destination_only_columns)
+        return details
+
+
+def write_target(source: TableDef, target: TableDef) -> WriteTarget:
+    """The core writer's view of a destination: the source's columns, matched on its key."""
+    return WriteTarget(
+        table=target.ident,
+        label=f"{target.schema}.{target.name}",
+        columns=tuple(c.name for c in source.columns),
+        keys=source.primary_key,
+        text_compared=frozenset(c.name for c in source.columns if not c.comparable),
+        # A replica keeps the source's values, also in a GENERATED ALWAYS AS IDENTITY column.
+        overriding_system_value=True,
+    )
+
+
+def describe(table: TableDef) -> list[ColumnInfo]:
+    """The destination's columns for the UI (types as PostgreSQL spells them)."""
+    key = set(table.primary_key)
+    return [ColumnInfo(name=c.name, type=c.type, nullable=not c.not_null, primary_key=c.name in key)
+            for c in table.columns]
 
 
 def replicate(
@@ -92,7 +128,7 @@ def replicate(
     """
     say = log or (lambda message: None)
     started = time.monotonic()
-    report = ReplicationReport(spec=spec, source_database=redact_url(source_url))
+    report = ReplicationReport(table=spec.destination, spec=spec, source_database=redact_url(source_url))
     ensure_tables(dest, [cursors.CURSORS])
     _ensure_schema(dest, spec.destination_schema)
     with dest.transaction():
@@ -111,48 +147,47 @@ def replicate(
             high_water = _high_water(src, spec, since, report) if spec.mode == "incremental" else None
             say(f"{spec.source} → {spec.destination}: {report.path}, {report.read_scope}")
             copy_started = time.monotonic()
+            writer = TableWriter(write_target(source, target))
             dropped: list[tuple[str, str]] = []
             if report.path == BULK_LOAD:
                 if not report.table_created:
                     dropped = _drop_secondary_indexes(dest, target)
                 into, freeze = target.ident, report.table_created  # FREEZE: created in this transaction
             else:
-                dest.execute(
-                    sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-                        STAGING, _column_list(source.columns), target.ident
-                    )
-                )
-                into, freeze = STAGING, False
+                writer.create_staging(dest)
+                into, freeze = None, False
             report.copy_format = "binary" if all(c.builtin for c in source.columns) else "text"
-            report.rows_read, staged = _copy(src, dest, source, into, spec.cursor_column, since,
-                                             binary=report.copy_format == "binary", freeze=freeze)
+            copy_in = writer.copy_statement(into, binary=report.copy_format == "binary", freeze=freeze)
+            report.fetched, staged = _copy(src, dest, source, copy_in, spec.cursor_column, since,
+                                           binary=report.copy_format == "binary")
             report.copy_seconds = time.monotonic() - copy_started
         # The source snapshot is released: everything below is destination-side.
         if after_copy is not None:
             after_copy()
         write_started = time.monotonic()
-        _apply(dest, spec, source, target, report, staged, dropped)
+        _apply(dest, spec, writer, target, report, staged, dropped)
         if high_water is not None:
             cursors.save(dest, spec.stream, spec.destination, high_water)
         report.cursor_after = max(filter(None, (high_water, report.cursor_before)), default=None)
         report.write_seconds = time.monotonic() - write_started
     unchanged_shape = report.path == UPSERT and not (
         report.table_created or report.columns_added or report.not_null_dropped)
-    report.table = target if unchanged_shape else read_table(dest, spec.destination_schema, spec.destination_table)
+    report.table_def = target if unchanged_shape else read_table(dest, spec.destination_schema, spec.destination_table)
+    report.columns = describe(report.table_def) if report.table_def else []
     if unchanged_shape and spec.mode == "incremental" and known_rows is not None:
         report.table_rows = known_rows + report.inserted
         report.table_rows_from = "previous count + rows inserted"
     else:
         report.table_rows = dest.execute(sql.SQL("SELECT count(*) FROM {}").format(target.ident)).fetchone()[0]
-    report.duration_seconds = time.monotonic() - started
+    report.duration_s = time.monotonic() - started
     say(
-        f"{spec.destination}: read {report.rows_read}, inserted {report.inserted}, updated {report.updated},"
-        f" unchanged {report.unchanged}, deleted {report.deleted} in {report.duration_seconds:.2f}s"
+        f"{spec.destination}: read {report.fetched}, inserted {report.inserted}, updated {report.updated},"
+        f" unchanged {report.unchanged}, deleted {report.deleted} in {report.duration_s:.2f}s"
     )
     return report
 
 
-def _apply(dest: psycopg.Connection, spec: TableSpec, source: TableDef, target: TableDef,
+def _apply(dest: psycopg.Connection, spec: TableSpec, writer: TableWriter, target: TableDef,
            report: ReplicationReport, staged: int, dropped: list[tuple[str, str]]) -> None:
     """Finish the load: keys and indexes after a bulk load, else upsert (and deletes) from staging."""
     if report.path == BULK_LOAD:
@@ -162,14 +197,12 @@ def _apply(dest: psycopg.Connection, spec: TableSpec, source: TableDef, target: 
             # pg_get_indexdef output for an index dropped before the load: server-generated DDL.
             dest.execute(sql.SQL(definition))
         report.indexes_rebuilt = len(dropped) + (1 if report.table_created else 0)
-        report.inserted = staged
+        report.counts.inserted = staged
         return
-    report.inserted, report.updated = dest.execute(_upsert(source, target)).fetchone()
-    report.unchanged = staged - report.inserted - report.updated
+    report.counts += writer.merge(dest, staged)
     if spec.propagate_deletes and spec.mode == "full" and report.read_since is None:
         # Only a whole-table read shows what the source no longer has.
-        dest.execute(sql.SQL("ANALYZE {}").format(STAGING))  # temp tables get no autovacuum stats
-        report.deleted = dest.execute(_delete_missing(source, target)).rowcount
+        report.counts.deleted = writer.delete_unstaged(dest)
 
 
 @contextmanager
@@ -312,9 +345,9 @@ def _high_water(src: psycopg.Connection, spec: TableSpec, since: datetime | None
     return high_water
 
 
-def _copy(src: psycopg.Connection, dest: psycopg.Connection, source: TableDef, into: sql.Composable,
-          cursor_column: str | None, since: datetime | None, *, binary: bool, freeze: bool) -> tuple[int, int]:
-    """Stream the source rows into `into`, block by block; returns (rows read, rows written).
+def _copy(src: psycopg.Connection, dest: psycopg.Connection, source: TableDef, copy_in: sql.Composed,
+          cursor_column: str | None, since: datetime | None, *, binary: bool) -> tuple[int, int]:
+    """Stream the source rows through `copy_in`, block by block; returns (rows read, rows written).
 
     Rows whose cursor column is NULL have no place in the cursor order: an incremental read takes
     them every time (the upsert skips them unless they changed), so none is left behind.
@@ -328,83 +361,12 @@ def _copy(src: psycopg.Connection, dest: psycopg.Connection, source: TableDef, i
             select += sql.SQL(" OR {} IS NULL").format(sql.Identifier(cursor_column))
         params = (since,)  # COPY takes no server-side parameters: psycopg binds it client-side
     # Binary needs identical type OIDs on both sides: built-in types only; others go as text.
-    options = sql.SQL("FORMAT BINARY" if binary else "FORMAT TEXT")
-    copy_in_options = options + sql.SQL(", FREEZE") if freeze else options
-    copy_out = sql.SQL("COPY ({}) TO STDOUT ({})").format(select, options)
-    copy_in = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(into, _column_list(source.columns), copy_in_options)
+    copy_out = sql.SQL("COPY ({}) TO STDOUT ({})").format(select, sql.SQL("FORMAT BINARY" if binary else "FORMAT TEXT"))
     with src.cursor() as out_cursor, dest.cursor() as in_cursor:
         with out_cursor.copy(copy_out, params) as reader, in_cursor.copy(copy_in) as writer:
             for block in reader:
                 writer.write(block)
         return out_cursor.rowcount, in_cursor.rowcount
-
-
-def _upsert(source: TableDef, target: TableDef) -> sql.Composed:
-    """Insert new keys, update changed rows, leave identical rows untouched (no new row version).
-
-    Only staged rows that are new or differ from the table reach `ON CONFLICT`, which locks (and
-    so WAL-logs, a full page after a checkpoint) every conflicting row, even one its `WHERE` then
-    skips: comparing a million unchanged rows wrote 204 MB of WAL that way, and now none. The
-    `LATERAL … LIMIT 1` makes it one primary-key probe per staged row whatever the statistics say.
-    """
-    keys = set(source.primary_key)
-    non_keys = [c for c in source.columns if c.name not in keys]
-    if non_keys:
-        action = sql.SQL("DO UPDATE SET {} WHERE {}").format(
-            sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c.ident) for c in non_keys),
-            _differs("t", "EXCLUDED", non_keys),
-        )
-    else:
-        action = sql.SQL("DO NOTHING")
-    rows = sql.SQL("SELECT {} FROM {} AS s").format(
-        sql.SQL(", ").join(sql.SQL("s.") + c.ident for c in source.columns), STAGING
-    )
-    rows += sql.SQL(" LEFT JOIN LATERAL (SELECT * FROM {} AS o WHERE {} LIMIT 1) AS o ON true WHERE o.{} IS NULL").format(
-        target.ident, _key_match("o", "s", source.primary_key), sql.Identifier(source.primary_key[0])
-    )
-    if non_keys:
-        rows += sql.SQL(" OR ") + _differs("o", "s", non_keys)
-    return sql.SQL(
-        "WITH written AS ("
-        # OVERRIDING SYSTEM VALUE: a replica keeps the source's values, also in a destination
-        # column declared GENERATED ALWAYS AS IDENTITY (COPY writes them as given anyway).
-        " INSERT INTO {target} AS t ({cols}) OVERRIDING SYSTEM VALUE {rows}"
-        " ON CONFLICT ({keys}) {action}"
-        " RETURNING (xmax = 0) AS inserted)"
-        " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
-    ).format(
-        target=target.ident,
-        cols=_column_list(source.columns),
-        rows=rows,
-        keys=sql.SQL(", ").join(map(sql.Identifier, source.primary_key)),
-        action=action,
-    )
-
-
-def _differs(left: str, right: str, columns: list[Column]) -> sql.Composed:
-    return sql.SQL("({}) IS DISTINCT FROM ({})").format(
-        sql.SQL(", ").join(_compared(left, c) for c in columns),
-        sql.SQL(", ").join(_compared(right, c) for c in columns),
-    )
-
-
-def _key_match(left: str, right: str, keys: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL(" AND ").join(
-        sql.SQL("{}.{} = {}.{}").format(sql.Identifier(left), sql.Identifier(k), sql.Identifier(right), sql.Identifier(k))
-        for k in keys
-    )
-
-
-def _delete_missing(source: TableDef, target: TableDef) -> sql.Composed:
-    """Full mode with propagate_deletes: rows whose key the source no longer has (anti-join)."""
-    return sql.SQL("DELETE FROM {} AS t WHERE NOT EXISTS (SELECT FROM {} AS s WHERE {})").format(
-        target.ident, STAGING, _key_match("s", "t", source.primary_key)
-    )
-
-
-def _compared(alias: str, column: Column) -> sql.Composable:
-    ref = sql.SQL(alias + ".") + column.ident  # alias is one of two constants
-    return ref if column.comparable else sql.SQL("{}::text").format(ref)
 
 
 def _column_list(columns: tuple[Column, ...]) -> sql.Composed:

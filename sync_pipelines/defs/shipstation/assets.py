@@ -12,7 +12,10 @@ from sync_pipelines.defs.shipstation.client import PROVIDER
 
 stores = dg.DynamicPartitionsDefinition(name="shipstation_stores")
 
-_common = dict(provider=PROVIDER, client_key="shipstation", partitions_def=stores, owners=["team:data-eng"])
+# v2 lists have no modified-since filter: every run reads the whole list, so what it no longer
+# returns was deleted upstream (soft-deleted here, revived if it comes back).
+_common = dict(provider=PROVIDER, client_key="shipstation", partitions_def=stores, owners=["team:data-eng"],
+               propagate_deletes=True)
 
 warehouses = sync_asset(
     name="warehouses", stream_table=tables.WAREHOUSES, fetch="warehouses",

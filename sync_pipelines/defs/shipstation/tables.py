@@ -1,4 +1,6 @@
-"""ShipStation's destination tables in schema `shipstation`, keyed by store and ShipStation id."""
+"""ShipStation's destination tables in schema `shipstation`, keyed by store and ShipStation id.
+
+Every table has `deleted_at`: set for a record the last complete listing no longer returned."""
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -16,6 +18,7 @@ WAREHOUSES = entity_table(
     sa.Column("origin_address", JSONB),
     sa.Column("return_address", JSONB),
     sa.Column("created_at", sa.DateTime(timezone=True)),
+    soft_delete=True,
     key=["warehouse_id"],
     comment="Ship-from locations (GET /v2/warehouses).",
 )
@@ -26,6 +29,7 @@ INVENTORY_WAREHOUSES = entity_table(
     sa.Column("name", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
+    soft_delete=True,
     key=["inventory_warehouse_id"],
     updated_at_path="updated_at",
     comment="Warehouses that hold inventory (GET /v2/inventory_warehouses).",
@@ -38,6 +42,7 @@ INVENTORY_LOCATIONS = entity_table(
     sa.Column("name", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
+    soft_delete=True,
     key=["inventory_location_id"],
     updated_at_path="updated_at",
     comment="Bins and shelves inside inventory warehouses (GET /v2/inventory_locations).",
@@ -57,6 +62,7 @@ PRODUCTS = entity_table(
     sa.Column("warehouse_location", sa.Text),
     sa.Column("create_date", sa.DateTime(timezone=True)),
     sa.Column("modify_date", sa.DateTime(timezone=True)),
+    soft_delete=True,
     key=["product_id"],
     updated_at_path="modify_date",
     comment="Product catalogue (GET /v2/products).",
@@ -72,6 +78,7 @@ INVENTORY = entity_table(
     sa.Column("available", sa.Integer),
     sa.Column("average_cost_amount", sa.Numeric, info={"path": "average_cost.amount"}),
     sa.Column("average_cost_currency", sa.Text, info={"path": "average_cost.currency"}),
+    soft_delete=True,
     key=["sku", "inventory_warehouse_id", "inventory_location_id"],
     comment="Stock levels per SKU and location (GET /v2/inventory).",
 )

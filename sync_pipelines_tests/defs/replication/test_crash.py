@@ -74,7 +74,7 @@ def test_kill_minus_9_mid_copy_then_rerun(src, dest, source_url, database_url, s
 
     assert fingerprint(dest, spec.destination) == before
     report = run(spec)  # waits for the orphaned backend's rollback (advisory lock), then completes
-    assert (report.rows_read, report.deleted, report.updated) == (ROWS - 300, 300, ROWS // 3 - 100)
+    assert (report.fetched, report.deleted, report.updated) == (ROWS - 300, 300, ROWS // 3 - 100)
     assert count(dest, spec.destination) == ROWS - 300
     assert fingerprint(dest, spec.destination)[1] != before[1]
     assert dest.execute(

@@ -72,9 +72,9 @@ def test_materialize_end_to_end_with_demo_data(postgres_server, source_url, data
 
     assert first.success and second.success
     meta = metadata_by_asset(first)
-    assert meta["orders"]["rows_inserted"] == 400 and meta["orders"]["path"] == "bulk_load"
+    assert meta["orders"]["records_inserted"] == 400 and meta["orders"]["path"] == "bulk_load"
     assert meta["orders"]["dagster/row_count"] == 400
-    assert meta["order_items"]["rows_read"] == meta["order_items"]["dagster/row_count"]
+    assert meta["order_items"]["records_fetched"] == meta["order_items"]["dagster/row_count"]
     columns = {c.name: c for c in meta["orders"]["dagster/column_schema"].columns}
     assert columns["amount"].type == "numeric(12,2)" and columns["id"].constraints.other == ["primary key"]
     assert columns["note"].constraints.nullable and not columns["status"].constraints.nullable
@@ -83,9 +83,9 @@ def test_materialize_end_to_end_with_demo_data(postgres_server, source_url, data
         assert not any("s3cret-pw" in str(event) for event in result.all_events)
 
     changed = metadata_by_asset(second)
-    assert (changed["orders"]["rows_inserted"], changed["orders"]["rows_updated"]) == (2, 5)
-    assert changed["orders"]["high_water_mark_after"] > changed["orders"]["high_water_mark_before"]
-    assert (changed["order_items"]["rows_inserted"], changed["order_items"]["rows_deleted"]) == (2, 1)
+    assert (changed["orders"]["records_inserted"], changed["orders"]["records_updated"]) == (2, 5)
+    assert changed["orders"]["cursor_after"] > changed["orders"]["cursor_before"]
+    assert (changed["order_items"]["records_inserted"], changed["order_items"]["records_deleted"]) == (2, 1)
     # The incremental run derives its row count (no full count(*)); it must still be exact.
     assert changed["orders"]["row_count_from"] == "previous count + rows inserted"
     assert changed["order_items"]["row_count_from"] == "count(*)"  # full mode with deletes counts
@@ -105,7 +105,7 @@ def test_job_reads_source_url_from_the_environment_at_run_time(monkeypatch, sour
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("replication_sync").execute_in_process(instance=instance)
     assert result.success
-    assert metadata_by_asset(result)["orders"]["rows_read"] == 50
+    assert metadata_by_asset(result)["orders"]["records_fetched"] == 50
 
 
 def test_unfixable_problems_fail_once_without_retries(monkeypatch, tmp_path, source_url, database_url, schema):

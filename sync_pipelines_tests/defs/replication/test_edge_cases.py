@@ -61,7 +61,7 @@ def test_rows_whose_cursor_column_is_null_are_read_every_time(src, dest, table, 
 
     assert (report.inserted, report.updated) == (1, 1)
     assert rows(dest, table.destination, "id") == rows(src, "public.t", "id")
-    assert run(table).rows_read == 3  # the newest row (overlap) and the NULL-stamped ones, unchanged
+    assert run(table).fetched == 3  # the newest row (overlap) and the NULL-stamped ones, unchanged
 
 
 def test_text_copy_ignores_the_databases_date_and_float_settings(src, source_url, dest, table_spec, run, unique):
@@ -110,7 +110,7 @@ def test_a_primary_key_with_include_columns_keys_on_its_key_columns_only(src, de
 
     second = run(spec)
 
-    assert first.table.primary_key == ("id",)
+    assert first.table_def.primary_key == ("id",)
     assert second.updated == 1 and count(dest, spec.destination) == 1
 
 
@@ -149,7 +149,7 @@ def test_a_truncate_and_reload_in_flight_is_waited_for_not_read_as_empty(src, so
     worker.join(timeout=30)
 
     report = outcome["report"]
-    assert (report.rows_read, report.updated, report.deleted) == (50, 50, 0)
+    assert (report.fetched, report.updated, report.deleted) == (50, 50, 0)
     assert rows(dest, spec.destination, "id") == rows(src, "public.r", "id")
 
 

@@ -68,7 +68,7 @@ def test_first_sync_creates_the_table_and_copies_every_value_exactly(src, dest, 
     report = run(orders)
 
     assert report.table_created and report.path == BULK_LOAD and report.copy_format == "binary"
-    assert (report.rows_read, report.inserted, report.updated, report.unchanged) == (300, 300, 0, 0)
+    assert (report.fetched, report.inserted, report.updated, report.unchanged) == (300, 300, 0, 0)
     assert report.table_rows == 300
     # NULLs, jsonb, numeric(12,2), microsecond timestamptz: same Python values and same text.
     assert rows(dest, orders.destination, "id") == rows(src, "public.orders", "id")
@@ -85,8 +85,8 @@ def test_first_sync_creates_the_table_and_copies_every_value_exactly(src, dest, 
     ).fetchall()
     assert columns[:4] == [("id", "bigint", "NO"), ("customer_id", "bigint", "NO"), ("status", "text", "NO"),
                            ("amount", "numeric", "YES")]
-    assert [c.type for c in report.table.columns if c.name == "amount"] == ["numeric(12,2)"]
-    assert report.table.primary_key == ("id",)
+    assert [c.type for c in report.table_def.columns if c.name == "amount"] == ["numeric(12,2)"]
+    assert report.table_def.primary_key == ("id",)
     assert report.cursor_before is None
     assert report.cursor_after == src.execute("SELECT max(updated_at) FROM public.orders").fetchone()[0]
 
@@ -137,7 +137,7 @@ def test_incremental_writes_changes_only_and_leaves_other_rows_untouched(src, de
 
     assert report.path == UPSERT and report.read_scope.startswith("rows with updated_at >= cursor")
     assert (report.inserted, report.updated, report.deleted) == (4, 5, 0)
-    assert report.unchanged == report.rows_read - 9
+    assert report.unchanged == report.fetched - 9
     assert rows(dest, orders.destination, "id") == rows(src, "public.orders", "id")
     after = xmins(dest, orders.destination, "id")
     rewritten = {k for k in before if after[k] != before[k]}
@@ -145,7 +145,7 @@ def test_incremental_writes_changes_only_and_leaves_other_rows_untouched(src, de
     assert report.cursor_after > report.cursor_before
 
     again = run(orders)
-    assert (again.inserted, again.updated) == (0, 0) and again.unchanged == again.rows_read
+    assert (again.inserted, again.updated) == (0, 0) and again.unchanged == again.fetched
     assert xmins(dest, orders.destination, "id") == after
 
 
@@ -174,7 +174,7 @@ def test_unchanged_rows_are_not_even_locked(src, dest, orders, items, run, table
         src, "public.order_items", "order_id, line_no")
     src.execute("UPDATE public.orders SET status = 'late', updated_at = now() WHERE id = 4")
     incremental = run(orders)  # re-reads the overlap too: those rows are identical
-    assert incremental.updated == 1 and incremental.unchanged == incremental.rows_read - 1 > 0
+    assert incremental.updated == 1 and incremental.unchanged == incremental.fetched - 1 > 0
     assert dest.execute(locked.format("id", orders.destination)).fetchone()[0] == "{3,4}"
 
 
@@ -213,13 +213,13 @@ def test_full_mode_with_composite_keys_propagates_deletes(src, dest, items, run,
     report = run(items)
     without_deletes = run(kept)
 
-    assert (report.rows_read, report.inserted, report.updated, report.deleted) == (298, 2, 1, 4)
+    assert (report.fetched, report.inserted, report.updated, report.deleted) == (298, 2, 1, 4)
     assert report.unchanged == 295 and report.cursor_after is None
     assert rows(dest, items.destination, "order_id, line_no") == rows(src, "public.order_items", "order_id, line_no")
     after = xmins(dest, items.destination, "order_id, line_no")
     assert {k for k in after if k in before and after[k] != before[k]} == {("5", "1")}
     assert without_deletes.deleted == 0 and count(dest, kept.destination) == 302
-    assert report.table.primary_key == ("order_id", "line_no")
+    assert report.table_def.primary_key == ("order_id", "line_no")
 
 
 def test_new_source_column_is_added_and_filled_for_every_row(src, dest, orders, run):
@@ -313,7 +313,7 @@ def test_timestamp_without_time_zone_cursor_is_read_as_utc(src, dest, table_spec
     second = run(spec)
 
     assert first.cursor_after == datetime.fromisoformat("2025-05-01T13:00:00+00:00")
-    assert (second.rows_read, second.inserted) == (2, 1)
+    assert (second.fetched, second.inserted) == (2, 1)
 
 
 def test_concurrent_runs_of_one_table_take_turns(src, dest, orders, run):
@@ -325,5 +325,5 @@ def test_concurrent_runs_of_one_table_take_turns(src, dest, orders, run):
     assert sorted(r.path for r in reports) == [BULK_LOAD, UPSERT]
     second = next(r for r in reports if r.path == UPSERT)  # waited for the first, then saw its cursor
     assert sum(r.inserted for r in reports) == 300 and second.updated == 0
-    assert second.read_since is not None and second.unchanged == second.rows_read
+    assert second.read_since is not None and second.unchanged == second.fetched
     assert rows(dest, orders.destination, "id") == rows(src, "public.orders", "id")
