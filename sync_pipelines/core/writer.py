@@ -187,8 +187,8 @@ class TableWriter:
             ).rowcount
             if deleted > max_delete_fraction * live:
                 raise MassDeleteRefused(  # leaving the savepoint rolls the UPDATE back
-                    f"{target.label} [{account}]: the listing would soft-delete {deleted} of {live} live rows"
-                    f" (more than {max_delete_fraction:.0%}); nothing deleted — an incomplete listing is"
+                    f"{target.label}: the listing would soft-delete {deleted} of {live} live rows of account"
+                    f" {account} (more than {max_delete_fraction:.0%}); nothing deleted — an incomplete listing is"
                     f" likelier than a mass delete (raise max_delete_fraction to confirm one)")
         return deleted
 
