@@ -7,6 +7,7 @@ Bursts are consumed before the rates are consulted.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from collections import deque
@@ -132,6 +133,22 @@ class Faults:
         if draw < edge:
             return "invalid_json"
         return None
+
+    async def delay(self) -> None:
+        """Wait ``latency_ms`` (if set) before a request is handled."""
+        latency = self.latency_ms
+        if latency:
+            await asyncio.sleep(latency / 1000)
+
+    @staticmethod
+    def corrupt(body: bytes, kind: str | None, garbage: bytes) -> bytes:
+        """The response body as a ``truncated`` (first half) or ``invalid_json`` (``garbage``)
+        fault sends it; ``body`` itself for any other outcome."""
+        if kind == "truncated":
+            return body[: len(body) // 2]
+        if kind == "invalid_json":
+            return garbage
+        return body
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
