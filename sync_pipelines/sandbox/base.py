@@ -1,4 +1,4 @@
-"""What every provider emulator is built on: `ProviderSandbox` and the request helpers they share.
+"""What every provider emulator is built on: `ProviderSandbox` and the helpers they share.
 
 A provider's sandbox (``shipstation/``, ``shopify/``) subclasses `ProviderSandbox` and adds its
 data, its API routes and its own control endpoints; the accounts registry, faults, request
@@ -10,6 +10,7 @@ dagster or the pipelines.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from typing import Any, ClassVar
 
@@ -37,6 +38,11 @@ def bounded_int(raw: str | None, default: int, lo: int, hi: int | None) -> int:
         bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
         raise ValueError(f"must be {bound}, got {value}")
     return value
+
+
+def pick_positions(rng: random.Random, size: int, n: int) -> list[int]:
+    """``n`` distinct random positions of ``size`` (all of them if fewer), ascending."""
+    return sorted(rng.sample(range(size), min(max(n, 0), size)))
 
 
 def json_response(payload: Any, status: int, headers: dict[str, str] | None = None, *,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sync_pipelines.sandbox.base import pick_positions
 from sync_pipelines.sandbox.shipstation.data import ADJECTIVES, COLORS, MATERIALS, NOUNS, iso_ms, make_products
 
 
@@ -18,9 +19,8 @@ class ShipStationMutations:
         with self._lock:
             store = self.store(api_key)
             rng = store._rng
-            picks = rng.sample(range(len(store.products)), min(max(n, 0), len(store.products)))
             changed = []
-            for pos in sorted(picks):
+            for pos in pick_positions(rng, len(store.products), n):
                 old = store.products[pos]
                 new = dict(old)
                 amount = round(max(0.5, old["price"]["amount"] * (0.8 + rng.random() * 0.4)), 2)
@@ -56,9 +56,8 @@ class ShipStationMutations:
         with self._lock:
             store = self.store(api_key)
             rng = store._rng
-            picks = rng.sample(range(len(store.inventory)), min(max(n, 0), len(store.inventory)))
             changed = []
-            for pos in sorted(picks):
+            for pos in pick_positions(rng, len(store.inventory), n):
                 old = store.inventory[pos]
                 on_hand = max(0, old["on_hand"] + rng.choice((-5, -3, -1, 2, 4, 10, 25)))
                 if on_hand == old["on_hand"]:

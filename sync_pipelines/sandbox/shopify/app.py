@@ -105,10 +105,7 @@ class ShopifySandbox(ShopifyRoutes, ShopifySubscriptions, ShopifyControl, Shopif
         """The REST JSON of one record, as the API would serve it now."""
         with self._lock:
             data = self.shop(shop)
-            rec = data.by_id[resource].get(record_id)
-            if rec is None:
-                raise KeyError(f"no {resource} {record_id} in shop {shop!r}")
-            return RENDER[resource](data, rec)
+            return RENDER[resource](data, data.record(resource, record_id))
 
     def records(self, shop: str, resource: str) -> list[dict[str, Any]]:
         """Every record of a resource in id order (no status filter), as REST JSON."""

@@ -125,6 +125,12 @@ class ShopData:
         self._next[kind] += 1 + int(rng.random() * spread)
         return self._next[kind]
 
+    def record(self, resource: str, record_id: int) -> Any:
+        rec = self.by_id[resource].get(record_id)
+        if rec is None:
+            raise KeyError(f"no {resource} {record_id} in shop {self.domain!r}")
+        return rec
+
     def add(self, resource: str, record: Any) -> None:
         self.rows[resource].append(record)  # ids only grow, so appending keeps id order
         self.by_id[resource][record.id] = record

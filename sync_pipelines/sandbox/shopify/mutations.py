@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from sync_pipelines.sandbox.base import pick_positions
 from sync_pipelines.sandbox.shopify.data import (
     CUSTOMER_TAGS, RENDER, RESOURCES, TAGS, Customer, Order, ShopData, customer_json, make_customers, make_orders,
     make_products, money, order_json, product_json,
@@ -31,8 +32,7 @@ class ShopifyMutations:
         pool = data.rows[resource]
         if eligible is not None:
             pool = [rec for rec in pool if eligible(rec)]
-        picks = data._rng.sample(range(len(pool)), min(max(int(n), 0), len(pool)))
-        return [pool[p] for p in sorted(picks)]
+        return [pool[p] for p in pick_positions(data._rng, len(pool), int(n))]
 
     def _mutate_orders(self, shop: str, n: int, ids: list[int] | None, eligible: Callable[[Order], bool] | None,
                        change: Callable[[Order, int], None], topics: tuple[str, ...]) -> list[int]:
@@ -197,9 +197,7 @@ class ShopifyMutations:
         topic = {"orders": "orders/updated", "customers": "customers/update", "products": "products/update"}
         with self._lock, self.batch():
             data = self.shop(shop)
-            rec = data.by_id[resource].get(record_id)
-            if rec is None:
-                raise KeyError(f"no {resource} {record_id} in shop {shop!r}")
+            rec = data.record(resource, record_id)
             data._touches += 1
             if resource == "products":
                 rec.variants[0].inventory += 1
