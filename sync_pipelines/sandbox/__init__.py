@@ -12,6 +12,8 @@ from typing import Any
 _EXPORTS = {
     "FAULT_KINDS": "faults",
     "Faults": "faults",
+    "LeakyBucket": "ratelimit",
+    "ProviderSandbox": "base",
     "RateDecision": "ratelimit",
     "RateLimiter": "ratelimit",
     "RunningServer": "server",

@@ -1,9 +1,10 @@
 """Plumbing every provider emulator shares: the ``/_sandbox/*`` control plane and drift.
 
 One implementation so the emulators behave alike where they should (same loopback-only rule,
-same JSON errors for a bad control call, same drift ticker) and each provider's module holds
-only what is specific to that provider. Like the rest of the sandbox, this imports nothing from
-dagster or the pipelines.
+same JSON errors for a bad control call, same drift ticker, same request tallies) and each
+provider's package holds only what is specific to that provider (``base.ProviderSandbox`` wires
+these together). Like the rest of the sandbox, this imports nothing from dagster or the
+pipelines.
 """
 
 from __future__ import annotations

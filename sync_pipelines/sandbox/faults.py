@@ -7,14 +7,31 @@ Bursts are consumed before the rates are consulted.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 FAULT_KINDS = ("429", "500", "503", "truncated", "invalid_json")
 
 _RATE_KNOBS = ("rate_5xx", "rate_429", "rate_truncated_json", "rate_invalid_json")
+
+
+def unit_interval(name: str, value: Any) -> float:
+    """A probability knob: a float within [0, 1], or a ValueError naming the knob."""
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be within [0, 1], got {value}")
+    return value
+
+
+def at_least(name: str, value: Any, lo: int, cast: Callable[[Any], Any] = float) -> Any:
+    """A knob cast by ``cast`` (float, int) and >= ``lo``, or a ValueError naming the knob."""
+    value = cast(value)
+    if value < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {value}")
+    return value
 
 
 class Faults:
@@ -56,17 +73,11 @@ class Faults:
         clean: dict[str, Any] = {}
         for name, value in knobs.items():
             if name in _RATE_KNOBS:
-                value = float(value)
-                if not 0.0 <= value <= 1.0:
-                    raise ValueError(f"{name} must be within [0, 1], got {value}")
+                value = unit_interval(name, value)
             elif name == "latency_ms":
-                value = float(value)
-                if value < 0:
-                    raise ValueError(f"latency_ms must be >= 0, got {value}")
+                value = at_least(name, value, 0)
             elif name == "retry_after_seconds":
-                value = int(value)
-                if value < 0:
-                    raise ValueError(f"retry_after_seconds must be >= 0, got {value}")
+                value = at_least(name, value, 0, int)
             elif name == "seed":
                 value = int(value)
             else:
@@ -84,9 +95,7 @@ class Faults:
         kind = str(kind)
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        n = at_least("n", n, 0, int)
         if n:
             with self._lock:
                 self._queue.append([kind, n])
@@ -132,6 +141,22 @@ class Faults:
         if draw < edge:
             return "invalid_json"
         return None
+
+    async def delay(self) -> None:
+        """Wait ``latency_ms`` (if set) before a request is handled."""
+        latency = self.latency_ms
+        if latency:
+            await asyncio.sleep(latency / 1000)
+
+    @staticmethod
+    def corrupt(body: bytes, kind: str | None, garbage: bytes) -> bytes:
+        """The response body as a ``truncated`` (first half) or ``invalid_json`` (``garbage``)
+        fault sends it; ``body`` itself for any other outcome."""
+        if kind == "truncated":
+            return body[: len(body) // 2]
+        if kind == "invalid_json":
+            return garbage
+        return body
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

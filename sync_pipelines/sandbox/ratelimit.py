@@ -1,9 +1,6 @@
-"""Per-API-key fixed-window rate limiter mimicking ShipStation's (200 requests/minute).
-
-The window length is a knob so benchmarks can scale the limit down in time (e.g. 20
-requests per 6 s) and still exercise the client's throttling within a short run. Each
-key's window starts at its first request (not wall-clock aligned) so a test doing N
-quick requests never straddles a boundary by accident.
+"""The providers' rate limiters: ShipStation's fixed window per API key, Shopify's leaky
+bucket per shop. Each takes an injectable clock and validates its knobs before applying them,
+so a bad control request changes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 LIMIT_HEADER = "X-Rate-Limit-Limit"
 REMAINING_HEADER = "X-Rate-Limit-Remaining"
@@ -36,7 +33,14 @@ class RateDecision:
 
 
 class RateLimiter:
-    """``requests_per_minute`` is really "requests per window"; the window is 60 s by default."""
+    """Per-API-key fixed-window rate limiter mimicking ShipStation's (200 requests/minute).
+
+    ``requests_per_minute`` is really "requests per window"; the window is 60 s by default.
+    The window length is a knob so benchmarks can scale the limit down in time (e.g. 20
+    requests per 6 s) and still exercise the client's throttling within a short run. Each
+    key's window starts at its first request (not wall-clock aligned) so a test doing N
+    quick requests never straddles a boundary by accident.
+    """
 
     def __init__(
         self,
@@ -104,3 +108,57 @@ class RateLimiter:
     def snapshot(self) -> dict[str, object]:
         with self._lock:
             return {"requests_per_minute": self.requests_per_minute, "window_seconds": self.window_seconds}
+
+
+class LeakyBucket:
+    """Shopify's REST limiter: each call adds 1, the bucket leaks ``leak_per_second``; a call
+    that would overflow ``size`` is refused (and not counted)."""
+
+    def __init__(self, size: int, leak_per_second: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._level = 0.0
+        self._at = clock()
+        self.size, self.leak_per_second = 40, 2.0
+        self.configure(size=size, leak_per_second=leak_per_second)
+
+    def configure(self, *, size: int | None = None, leak_per_second: float | None = None) -> None:
+        size = self.size if size is None else int(size)
+        leak = self.leak_per_second if leak_per_second is None else float(leak_per_second)
+        if size < 1 or not leak > 0:
+            raise ValueError(f"need bucket_size >= 1 and leak_per_second > 0, got {size}, {leak}")
+        with self._lock:
+            self._drain()
+            self.size, self.leak_per_second = size, leak
+
+    def _drain(self) -> None:
+        now = self._clock()
+        self._level = max(0.0, self._level - (now - self._at) * self.leak_per_second)
+        self._at = now
+
+    def _used(self) -> int:
+        return min(self.size, max(0, math.ceil(self._level - 1e-6)))
+
+    def take(self) -> tuple[bool, int]:
+        """(allowed, used after counting this call)."""
+        with self._lock:
+            self._drain()
+            if self._level + 1 > self.size + 1e-9:
+                return False, self._used()
+            self._level += 1
+            return True, self._used()
+
+    def refund(self) -> int:
+        with self._lock:
+            self._drain()
+            self._level = max(0.0, self._level - 1)
+            return self._used()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._level, self._at = 0.0, self._clock()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            self._drain()
+            return {"bucket_size": self.size, "leak_per_second": self.leak_per_second, "used": self._used()}

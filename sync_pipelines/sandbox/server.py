@@ -1,9 +1,12 @@
 """Run sandbox apps over real HTTP (real sockets exercise the client's real transport).
 
-``serve_in_thread`` is for tests and the ``dev`` command; ``main`` serves a ShipStation
-sandbox in the foreground::
+``serve_in_thread`` is for tests and the ``dev`` command; ``cli_main`` is every sandbox's
+command line, serving it in the foreground. ``main`` serves a ShipStation sandbox::
 
     python -m sync_pipelines.sandbox.server --port 8765 --stores store-a,store-b --products 500
+
+(the same as ``python -m sync_pipelines.sandbox.shipstation``; the Shopify sandbox's is
+``python -m sync_pipelines.sandbox.shopify``).
 
 Only loopback addresses are accepted: the control endpoints have no auth.
 """
@@ -16,11 +19,9 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import uvicorn
-
-API_KEY_PREFIX = "sandbox-shipstation-"
 
 
 def loopback_host(host: str) -> str:
@@ -135,42 +136,39 @@ def serve_foreground(app: Any, host: str, port: int, *, announce: Callable[[str]
         sock.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    from sync_pipelines.sandbox.shipstation import ShipStationSandbox
-
-    parser = argparse.ArgumentParser(prog="python -m sync_pipelines.sandbox.server",
-                                     description="Serve a ShipStation v2 sandbox until Ctrl-C.")
+def cli_main(argv: list[str] | None, *, prog: str, description: str, port: int, accounts: str,
+             add_arguments: Callable[[argparse.ArgumentParser], None],
+             build: Callable[[argparse.Namespace], tuple[Any, Callable[[str], Iterable[str]]]]) -> int:
+    """A sandbox's command line: ``--host``/``--port``, the provider's own options
+    (``add_arguments``), ``--seed`` and ``--drift-seconds``. ``build(args)`` returns the sandbox
+    and its banner (``url -> lines``), printed once the port is bound; drift starts then too."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--stores", default="store-a",
-                        help="comma-separated store names; api key = sandbox-shipstation-<name>")
-    parser.add_argument("--products", type=int, default=500, help="products per store")
-    parser.add_argument("--warehouses", type=int, default=2)
-    parser.add_argument("--locations-per-warehouse", type=int, default=3)
+    parser.add_argument("--port", type=int, default=port)
+    add_arguments(parser)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--requests-per-minute", type=int, default=200, help="0 disables rate limiting")
-    parser.add_argument("--window-seconds", type=float, default=60.0)
     parser.add_argument("--drift-seconds", type=float, default=0.0,
-                        help="mutate every store this often (0 = static data)")
+                        help=f"mutate every {accounts} this often (0 = static data)")
     args = parser.parse_args(argv)
 
     loopback_host(args.host)  # refuse a non-loopback host before generating any data
-    sandbox = ShipStationSandbox(seed=args.seed, requests_per_minute=args.requests_per_minute or None,
-                                 window_seconds=args.window_seconds)
-    names = [name.strip() for name in args.stores.split(",") if name.strip()]
-    for name in names:
-        sandbox.add_store(f"{API_KEY_PREFIX}{name}", products=args.products, warehouses=args.warehouses,
-                          locations_per_warehouse=args.locations_per_warehouse)
+    sandbox, banner = build(args)
 
     def announce(url: str) -> None:
         if args.drift_seconds > 0:
             sandbox.start_drift(args.drift_seconds)
-        print(f"ShipStation sandbox on {url} (Ctrl-C to stop)", flush=True)
-        for name in names:
-            print(f"  store {name}: api-key {API_KEY_PREFIX}{name}", flush=True)
+        for line in banner(url):
+            print(line, flush=True)
 
-    serve_foreground(sandbox.app, args.host, args.port, announce=announce, on_exit=sandbox.stop_drift)
+    serve_foreground(sandbox.app, args.host, args.port, announce=announce, on_exit=sandbox.close)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ShipStation sandbox's command line (kept here: ``python -m sync_pipelines.sandbox.server``)."""
+    from sync_pipelines.sandbox.shipstation.app import main as shipstation_main
+
+    return shipstation_main(argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from typing import Any
 
 import requests
 
+from sync_pipelines.sandbox.faults import at_least, unit_interval
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_TOPICS = (
@@ -92,9 +94,7 @@ class WebhookSender:
         clean: dict[str, Any] = {}
         for name, value in knobs.items():
             if name == "duplicate_rate":
-                value = float(value)
-                if not 0.0 <= value <= 1.0:
-                    raise ValueError(f"duplicate_rate must be within [0, 1], got {value}")
+                value = unit_interval(name, value)
             elif name == "reorder":
                 if not isinstance(value, bool):
                     raise ValueError(f"reorder must be true or false, got {value!r}")
@@ -102,9 +102,7 @@ class WebhookSender:
                 if value is not None and not isinstance(value, str):
                     raise ValueError("sign_with must be a string or null")
             elif name == "max_attempts":
-                value = int(value)
-                if value < 1:
-                    raise ValueError(f"max_attempts must be >= 1, got {value}")
+                value = at_least(name, value, 1, int)
             elif name in ("backoff_seconds", "timeout"):
                 value = float(value)
                 if value < 0 or (name == "timeout" and value == 0):
@@ -118,9 +116,7 @@ class WebhookSender:
 
     def duplicate_next(self, n: int = 1) -> None:
         """The next ``n`` deliveries are each sent twice with the same X-Shopify-Webhook-Id."""
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        n = at_least("n", n, 0, int)
         with self._lock:
             self._duplicate_next += n
 
