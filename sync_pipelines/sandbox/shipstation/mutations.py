@@ -48,6 +48,25 @@ class ShipStationMutations:
                 store._version += 1
             return [p["product_id"] for p in products]
 
+    def delete_products(self, api_key: str, n: int) -> list[int]:
+        """Delete ``n`` random products and their inventory rows; returns their product_ids.
+
+        ShipStation v2 lists simply stop returning a deleted product (there is no tombstone and
+        no modified-since filter), so a client only learns of it by listing everything.
+        """
+        with self._lock:
+            store = self.store(api_key)
+            gone = set(pick_positions(store._rng, len(store.products), n))
+            if not gone:
+                return []
+            deleted = [store.products[pos]["product_id"] for pos in sorted(gone)]
+            # inventory[i] is products[i]'s row: drop both, then re-index the sku positions.
+            store.products[:] = [p for i, p in enumerate(store.products) if i not in gone]
+            store.inventory[:] = [r for i, r in enumerate(store.inventory) if i not in gone]
+            store._pos_by_sku = {p["sku"]: i for i, p in enumerate(store.products)}
+            store._version += 1
+            return deleted
+
     def update_inventory(self, api_key: str, n: int) -> list[tuple[str, str, int, int]]:
         """Change on_hand (and so available) of ``n`` rows.
 

@@ -28,7 +28,7 @@ TABLES = {
 def db_records(conn, account: str, entity: str) -> dict[tuple, dict]:
     table, key = TABLES[entity]
     rows = conn.execute(
-        f"SELECT {', '.join(key)}, raw FROM {table.fullname} WHERE account = %s", (account,)
+        f"SELECT {', '.join(key)}, raw FROM {table.fullname} WHERE account = %s AND deleted_at IS NULL", (account,)
     ).fetchall()
     return {tuple(str(v) for v in row[:-1]): row[-1] for row in rows}
 
@@ -118,6 +118,32 @@ def test_changed_and_new_records_are_exactly_what_is_written(sandbox, client, in
     assert (meta["products"]["records_updated"], meta["products"]["records_inserted"]) == (7, 3)
     assert (meta["inventory"]["records_updated"], meta["inventory"]["records_inserted"]) == (5, 3)
     assert_in_step(conn, sandbox, account, api_key)
+
+
+def test_products_deleted_upstream_are_soft_deleted_and_come_back_when_listed_again(
+        sandbox, client, instance, add_store, conn):
+    account, api_key = add_store(products=120)
+    assert materialize(instance, account, client).success
+    deleted = sandbox.delete_products(api_key, 4)
+
+    meta = metadata_by_asset(materialize(instance, account, client))
+    assert (meta["products"]["records_deleted"], meta["inventory"]["records_deleted"]) == (4, 4)
+    assert meta["products"]["records_inserted"] == meta["products"]["records_updated"] == 0
+    assert_in_step(conn, sandbox, account, api_key)  # live rows = what ShipStation lists
+    marked = conn.execute("SELECT product_id FROM shipstation.products WHERE account = %s AND deleted_at IS NOT NULL"
+                          " ORDER BY 1", (account,)).fetchall()
+    assert [r[0] for r in marked] == sorted(deleted)
+
+    # Listed again (a restore upstream, or a record an earlier listing only missed): revived.
+    store = sandbox.store(api_key)
+    with sandbox._lock:
+        restored = dict(conn.execute("SELECT raw FROM shipstation.products WHERE account = %s AND product_id = %s",
+                                     (account, deleted[0])).fetchone()[0])
+        store.products.append(restored)
+        store._version += 1
+    again = metadata_by_asset(materialize(instance, account, client, assets=[products_asset]))["products"]
+    assert (again["records_updated"], again["records_deleted"]) == (1, 0)
+    assert db_records(conn, account, "products") == source_records(sandbox, api_key, "products")
 
 
 def test_two_stores_are_isolated(sandbox, client, instance, add_store, conn):
