@@ -16,8 +16,9 @@ from typing import Any
 from sync_pipelines.core.http import HttpClient, RateLimitHeaders, paginate_links_next, rate_limiter_for
 from sync_pipelines.core.registry import Account
 from sync_pipelines.core.dg.resources import HttpApiResource
+from sync_pipelines.defs.shipstation.provider import NAME
 
-PROVIDER = "shipstation"
+PROVIDER = NAME
 Pages = Iterator[list[dict[str, Any]]]
 
 _RATE_LIMIT_HEADERS = RateLimitHeaders(

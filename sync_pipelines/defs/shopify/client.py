@@ -17,8 +17,9 @@ from typing import Any
 from sync_pipelines.core.http import BucketHeader, HttpClient, paginate_link_header, rate_limiter_for
 from sync_pipelines.core.registry import Account
 from sync_pipelines.core.dg.resources import HttpApiResource
+from sync_pipelines.defs.shopify.provider import NAME
 
-PROVIDER = "shopify"
+PROVIDER = NAME
 Pages = Iterator[list[dict[str, Any]]]
 PLANS = {"standard": (40, 2.0), "advanced": (80, 4.0), "plus": (400, 20.0)}
 
