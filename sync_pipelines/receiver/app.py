@@ -178,7 +178,8 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-async def _accept(state: ReceiverState, spec: WebhookDeclaration, request: Request, max_body_bytes: int) -> JSONResponse:
+async def _accept(state: ReceiverState, spec: WebhookDeclaration, request: Request,
+                  max_body_bytes: int) -> JSONResponse:
     secrets = state.secrets[spec.provider]
     if not secrets:
         raise Rejected(503, "not_configured")  # retried by the provider once a secret is set
