@@ -6,8 +6,8 @@ needs about its accounts), `webhooks.py` a `core.webhooks.WebhookDeclaration`. T
 receiver call `discover(package, module, kind)` with the `defs` package *they* pass in, so core
 never names (or imports) a provider, and adding a provider is adding its folder.
 
-A provider with no `ProviderDeclaration` takes no accounts (replication and operations: their
-runs carry a `sync/provider` tag, but nothing is registered for them).
+A provider with no `ProviderDeclaration` takes no accounts (e.g. a copy of a source database: its
+runs carry a `sync/provider` tag, but nothing is registered for it).
 """
 
 from __future__ import annotations
