@@ -34,7 +34,6 @@ SECRET_ENV = "SHOPIFY_WEBHOOK_SECRET"
 PREVIOUS_SECRET_ENV = "SHOPIFY_WEBHOOK_SECRET_PREVIOUS"
 
 
-
 def _upsert(table) -> TopicRoute:
     return TopicRoute(table=table, asset=(PROVIDER, table.name))
 

@@ -4,6 +4,7 @@ old processed triggers and old rejections, and keeps recent and unprocessed rows
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables
@@ -26,9 +27,17 @@ def reject(conn, provider, account, days_ago):
                  " WHERE id = (SELECT max(id) FROM sync.webhook_rejections)", (days_ago,))
 
 
-def test_purges_old_processed_rows_of_every_provider_and_keeps_the_rest(conn, unique):
+@pytest.fixture
+def account(conn, unique):
+    """The test's account; its rows go afterwards (an old pending row would make /health unhealthy)."""
     ensure_tables(conn, inbox.TABLES)
-    account = f"retention-{unique}"
+    name = f"retention-{unique}"
+    yield name
+    conn.execute("DELETE FROM sync.inbox WHERE account = %s", (name,))
+    conn.execute("DELETE FROM sync.webhook_rejections WHERE account = %s", (name,))
+
+
+def test_purges_old_processed_rows_of_every_provider_and_keeps_the_rest(conn, account, unique):
     old, kept = [], []
     for provider in ("shopify", "shipstation", "trigger"):  # webhooks of any provider, and triggers
         old.append(add(conn, provider, account, f"{unique}-{provider}-old", processed_days_ago=8))
@@ -50,9 +59,7 @@ def test_purges_old_processed_rows_of_every_provider_and_keeps_the_rest(conn, un
     assert rejections == [("shipstation", 1), ("shopify", 1), ("trigger", 1)]
 
 
-def test_settings_are_run_config_and_the_job_has_its_own_schedule(conn, unique):
-    ensure_tables(conn, inbox.TABLES)
-    account = f"retention-config-{unique}"
+def test_settings_are_run_config_and_the_job_has_its_own_schedule(conn, account, unique):
     three_days = add(conn, "shopify", account, f"{unique}-3d", processed_days_ago=3)
     with dg.instance_for_test() as instance:
         config = {"ops": {"purge_inbox": {"config": {"processed_older_than_days": 2}}}}
