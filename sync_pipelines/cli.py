@@ -4,6 +4,8 @@
     sync-pipelines receiver             the webhook receiver alone (production)
     sync-pipelines accounts add PROVIDER ACCOUNT --credentials-env VAR [--name ...] [--cadence ...]
     sync-pipelines accounts list | deactivate | activate
+                                        (PROVIDER: a folder of sync_pipelines/defs declaring
+                                        provider.py, e.g. shipstation, shopify)
     sync-pipelines status [--days 7] [--provider P] [--json]
     sync-pipelines db start | stop | url
 """
@@ -13,8 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+import sync_pipelines.defs
 from sync_pipelines.core.database import redact_url, resolve_database_url
 from sync_pipelines.core.embedded import EmbeddedPostgres
+from sync_pipelines.core.providers import ProviderDeclaration, discover_providers, unknown_provider_message
 from sync_pipelines.core.registry import CADENCES, list_accounts, set_active, upsert_account
 from sync_pipelines.core.dg.resources import AppDatabase
 
@@ -59,23 +63,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # -- accounts ----------------------------------------------------------------------------------
 def cmd_accounts(args: argparse.Namespace) -> int:
+    provider: ProviderDeclaration | None = args.declaration  # set by main(): a known provider
     db = AppDatabase()
     with db.connect() as conn:
         if args.action == "add":
             account = upsert_account(
-                conn, args.provider, args.account, credentials_env=args.credentials_env,
+                conn, provider, args.account, credentials_env=args.credentials_env,
                 display_name=args.name, cadence=args.cadence, lookback_days=args.lookback_days,
                 sync_enabled=not args.disabled,
             )
             print(f"registered {account.provider}/{account.account} (cadence {account.cadence});"
                   " the accounts sensor adds its partition within a minute")
         elif args.action in ("activate", "deactivate"):
-            if not set_active(conn, args.provider, args.account, args.action == "activate"):
+            if not set_active(conn, provider, args.account, args.action == "activate"):
                 print(f"no such account: {args.provider}/{args.account}")
                 return 1
             print(f"{args.action}d {args.provider}/{args.account}")
         else:
-            for a in list_accounts(conn, args.provider):
+            for a in list_accounts(conn, provider.name if provider else None):
                 state = "active" if a.active else "inactive"
                 auto = a.cadence if a.sync_enabled else "manual only"
                 print(f"{a.provider:12} {a.account:20} {state:8} {auto:12} creds=${a.credentials_env}")
@@ -147,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("accounts add/activate/deactivate need PROVIDER and ACCOUNT")
         if args.action == "add" and not args.credentials_env:
             parser.error("accounts add needs --credentials-env (the env var holding the secret)")
+    if args.command == "accounts":
+        # Only a provider whose folder declares one (provider.py) has accounts a sensor will pick up.
+        known = discover_providers(sync_pipelines.defs)
+        if args.provider and args.provider not in known:
+            parser.error(unknown_provider_message(args.provider, known))
+        args.declaration = known.get(args.provider) if args.provider else None
     return args.func(args)
 
 

@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from sync_pipelines.cli import main
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.registry import get_account
@@ -40,6 +42,22 @@ def test_shopify_accounts_are_stored_lowercase_as_the_receiver_sees_them(databas
     assert main(["accounts", "add", "shipstation", f"Store-{unique}", "--credentials-env", "K"]) == 0
     with AppDatabase().connect() as conn:
         assert get_account(conn, "shipstation", f"Store-{unique}") is not None
+
+
+@pytest.mark.parametrize("provider", ["woocommerce", "replication"])
+def test_accounts_of_an_unknown_provider_are_refused_naming_the_known_ones(database_url, unique, capsys, provider):
+    """No sensor would ever pick up an account of a provider nobody defined (replication and
+    operations run without accounts): refuse it instead of answering "registered"."""
+    account = f"my-shop-{unique}"
+    for argv in (["accounts", "add", provider, account, "--credentials-env", "K"],
+                 ["accounts", "activate", provider, account], ["accounts", "list", provider]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        error = capsys.readouterr().err
+        assert f"unknown provider '{provider}'" in error and "shipstation, shopify" in error
+    with AppDatabase().connect() as conn:
+        assert get_account(conn, provider, account) is None
 
 
 def test_status_reads_the_configured_dagster_storage(dagster_env, monkeypatch, capsys):

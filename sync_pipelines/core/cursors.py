@@ -19,7 +19,7 @@ metadata = sa.MetaData()
 CURSORS = sa.Table(
     "cursors",
     metadata,
-    sa.Column("stream", sa.Text, primary_key=True, comment="asset key, e.g. <provider>/<asset>"),
+    sa.Column("stream", sa.Text, primary_key=True, comment="asset key, <provider>/<stream>"),
     sa.Column("account", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False, comment="ISO-8601 instant"),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),

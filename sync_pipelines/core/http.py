@@ -181,7 +181,7 @@ _limiters_lock = threading.Lock()
 
 
 def rate_limiter_for(key: str, rate_per_second: float | None, burst: int = 1) -> RateLimiter:
-    """Process-wide limiter per key (e.g. "shipstation:store-a"). First caller's
+    """Process-wide limiter per key (e.g. "<provider>:<account>"). First caller's
     settings win; later callers share that bucket."""
     with _limiters_lock:
         if key not in _limiters:

@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.providers import TRIGGER_PROVIDER
 
 metadata = sa.MetaData()
 
@@ -48,7 +49,7 @@ INBOX = sa.Table(
     sa.Index("inbox_pending_idx", "provider", "account", "id", postgresql_where=sa.text("processed_at IS NULL")),
     # A signed trigger token (its jti) is accepted once, whatever message id travels beside it.
     sa.Index("inbox_trigger_token_key", "provider", "event_id", unique=True,
-             postgresql_where=sa.text("provider = 'trigger' AND event_id IS NOT NULL")),
+             postgresql_where=sa.text(f"provider = '{TRIGGER_PROVIDER}' AND event_id IS NOT NULL")),
     schema="sync",
 )
 

@@ -1,9 +1,13 @@
 """Connected accounts: who we sync, with which credentials reference and preferences.
 
 Free of Dagster so the webhook receiver can check accounts too; the sensor that keeps dynamic
-partitions in step with this table is in `partitions.py`. An account row holds a *reference* to its credentials (the name of an environment variable),
-never the secret itself, plus the automation preferences a data engineer tunes per account:
-enabled, cadence, lookback days.
+partitions in step with this table is in `dg/partitions.py`. An account row holds a *reference*
+to its credentials (the name of an environment variable), never the secret itself, plus the
+automation preferences a data engineer tunes per account: enabled, cadence, lookback days.
+
+Writers take the provider as its `ProviderDeclaration` (or its bare name): given the
+declaration, the account id is stored as the provider's rule says (e.g. a Shopify shop domain
+lowercase, as its webhooks name it), so core knows no provider by name.
 """
 
 from __future__ import annotations
@@ -16,12 +20,11 @@ import sqlalchemy as sa
 from psycopg.rows import class_row
 
 from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.providers import ProviderDeclaration
 
 metadata = sa.MetaData()
 
 CADENCES = ("15min", "30min", "hourly", "6hourly", "daily")
-# Accounts that are hostnames (Shopify shop domains): the receiver lowercases them, so we store them so.
-LOWERCASE_PROVIDERS = frozenset({"shopify"})
 
 INTEGRATIONS = sa.Table(
     "integrations",
@@ -69,14 +72,16 @@ class Account:
 _FIELDS = "provider, account, display_name, active, credentials_env, sync_enabled, cadence, lookback_days"
 
 
-def normalise_account(provider: str, account: str) -> str:
-    """The account as stored: lowercase for hostname accounts, so webhooks find a mixed-case registration."""
-    return account.lower() if provider in LOWERCASE_PROVIDERS else account
+def normalise_account(provider: str | ProviderDeclaration, account: str) -> tuple[str, str]:
+    """(provider name, account as stored): the declaration's rule applied, a bare name's id kept as typed."""
+    if isinstance(provider, ProviderDeclaration):
+        return provider.name, provider.normalise_account(account)
+    return provider, account
 
 
 def upsert_account(
     conn: psycopg.Connection,
-    provider: str,
+    provider: str | ProviderDeclaration,
     account: str,
     *,
     credentials_env: str,
@@ -88,7 +93,8 @@ def upsert_account(
 ) -> Account:
     if cadence not in CADENCES:
         raise ValueError(f"cadence must be one of {', '.join(CADENCES)}, not {cadence!r}")
-    display_name, account = display_name or account, normalise_account(provider, account)
+    display_name = display_name or account
+    provider, account = normalise_account(provider, account)
     ensure_tables(conn, [INTEGRATIONS])
     with conn.transaction():
         conn.execute(
@@ -105,8 +111,8 @@ def upsert_account(
     return found
 
 
-def set_active(conn: psycopg.Connection, provider: str, account: str, active: bool) -> bool:
-    account = normalise_account(provider, account)
+def set_active(conn: psycopg.Connection, provider: str | ProviderDeclaration, account: str, active: bool) -> bool:
+    provider, account = normalise_account(provider, account)
     ensure_tables(conn, [INTEGRATIONS])
     with conn.transaction():
         changed = conn.execute(

@@ -1,7 +1,7 @@
 """`python -m sync_pipelines.receiver [--host 127.0.0.1] [--port 8766]`: serve the webhook receiver.
 
 The database is `DATABASE_URL` (else the embedded PostgreSQL); webhook secrets come from the
-environment (e.g. `SHOPIFY_WEBHOOK_SECRET`, `SHOPIFY_WEBHOOK_SECRET_PREVIOUS`).
+environment, under the names each provider's `webhooks.py` declares.
 """
 
 from __future__ import annotations

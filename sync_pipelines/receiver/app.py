@@ -22,8 +22,9 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
-from typing import Any
 from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -32,12 +33,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+import sync_pipelines.defs
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, resolve_database_url
 from sync_pipelines.core.registry import INTEGRATIONS
+from sync_pipelines.core.webhooks import WebhookDeclaration, discover_webhooks
 from sync_pipelines.receiver import triggers
 from sync_pipelines.receiver.health import check_dagster
-from sync_pipelines.receiver.providers import PROVIDERS, WebhookSpec
 
 log = logging.getLogger("sync_pipelines.receiver")
 
@@ -176,7 +178,8 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-async def _accept(state: ReceiverState, spec: WebhookSpec, request: Request, max_body_bytes: int) -> JSONResponse:
+async def _accept(state: ReceiverState, spec: WebhookDeclaration, request: Request,
+                  max_body_bytes: int) -> JSONResponse:
     secrets = state.secrets[spec.provider]
     if not secrets:
         raise Rejected(503, "not_configured")  # retried by the provider once a secret is set
@@ -279,8 +282,12 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     account_cache_seconds: float = 30.0,
     environ: Mapping[str, str] = os.environ,
+    defs_package: ModuleType = sync_pipelines.defs,
 ) -> Starlette:
     """The receiver app; secrets are read from `environ` now, the database is opened at startup.
+
+    `/webhooks/<provider>` serves every provider whose folder in `defs_package` declares
+    its webhooks (a `WebhookDeclaration` in its `webhooks.py`); nothing here names a provider.
 
     `/health` also reads Dagster's storage (`DAGSTER_PG_*`) for daemon heartbeats, and is unhealthy
     when a delivery has waited longer than `SYNC_INBOX_MAX_AGE_SECONDS` (900).
@@ -291,9 +298,10 @@ def create_app(
     """
     started_at = time.monotonic()
     max_inbox_age = float(environ.get("SYNC_INBOX_MAX_AGE_SECONDS", "900"))
+    declared = discover_webhooks(defs_package)
     state = ReceiverState(
         resolve_database_url(database_url),
-        {name: spec.secrets_from_env(environ) for name, spec in PROVIDERS.items()},
+        {name: spec.secrets_from_env(environ) for name, spec in declared.items()},
         account_cache_seconds,
     )
     for name, secrets in state.secrets.items():
@@ -308,7 +316,7 @@ def create_app(
                     " signed cannot be checked)", triggers.PUBLIC_URL_ENV)
 
     async def webhook(request: Request) -> JSONResponse:
-        spec = PROVIDERS.get(request.path_params["provider"])
+        spec = declared.get(request.path_params["provider"])
         if spec is None:
             return JSONResponse({"error": "unknown_provider"}, status_code=404)
         return await _answer(state, spec.provider, _accept(state, spec, request, max_body_bytes))

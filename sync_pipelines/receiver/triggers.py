@@ -39,8 +39,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync_pipelines.core.headers import header
+from sync_pipelines.core.providers import TRIGGER_PROVIDER
 
-PROVIDER = "trigger"  # the inbox's provider for external triggers (core.triggers uses the same)
+PROVIDER = TRIGGER_PROVIDER  # the inbox's provider for external triggers (core's trigger sensor reads it)
 TOPIC = "trigger"
 
 BEARER_TOKEN_ENV = "SYNC_AUTH_TOKEN"

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from sync_pipelines.core.registry import set_active, upsert_account
+from sync_pipelines.defs.shopify.provider import DECLARATION as SHOPIFY
 from sync_pipelines.defs.shopify.webhooks import signature
 from sync_pipelines.receiver import app as receiver_app
 from sync_pipelines.receiver.app import create_app
@@ -141,7 +142,7 @@ def test_shop_domain_is_matched_case_insensitively(receiver, shop):
 
 def test_a_shop_registered_in_mixed_case_receives_its_webhooks(receiver, conn, unique):
     typed = f"Mixed-{unique}.MyShopify.com"
-    upsert_account(conn, "shopify", typed, credentials_env="SHOPIFY_TOKEN_TEST")
+    upsert_account(conn, SHOPIFY, typed, credentials_env="SHOPIFY_TOKEN_TEST")
     body = order()
     response = post(receiver, body, headers_for(typed, body))
     assert response.status_code == 200, response.text

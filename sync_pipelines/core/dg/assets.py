@@ -6,9 +6,11 @@ without retries (retrying cannot fix them); anything else is retried by the `Ret
 """
 
 
+import inspect
 import os
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -42,6 +44,27 @@ def freshness_for(cadence: timedelta) -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.time_window(fail_window=cadence * 4, warn_window=cadence * 2)
 
 
+Pages = Iterable[list[dict[str, Any]]]
+PagesOf = Callable[[Any, datetime | None], Pages]
+"""A stream's pages: called with the client's session for the account and `since` (None: all),
+e.g. the unbound method `ShopifySession.orders`."""
+
+
+def check_pages(pages: object, where: str) -> PagesOf:
+    """`pages` must be a callable taking (session, since); raised when the definitions load."""
+    if not callable(pages):
+        raise TypeError(f"{where}: fetch must be a callable (session, since) -> pages, e.g. Session.orders;"
+                        f" got {pages!r}")
+    try:
+        inspect.signature(pages).bind(object(), None)
+    except TypeError as error:
+        raise TypeError(f"{where}: fetch {getattr(pages, '__qualname__', pages)!r} cannot be called with"
+                        f" (session, since): {error}") from None
+    except ValueError:  # no signature to inspect (some builtins): trust it
+        pass
+    return pages  # type: ignore[return-value]
+
+
 class SyncConfig(dg.Config):
     """Launch-time options (set them in the Launchpad for a manual run)."""
 
@@ -54,7 +77,7 @@ def sync_asset(
     provider: str,
     name: str,
     stream_table: sa.Table,
-    fetch: str,
+    fetch: PagesOf,
     client_key: str,
     partitions_def: dg.PartitionsDefinition,
     deps: Sequence[dg.AssetsDefinition] = (),
@@ -64,12 +87,17 @@ def sync_asset(
     owners: Sequence[str] = (),
     cadence: timedelta = timedelta(minutes=30),
 ) -> dg.AssetsDefinition:
-    """An asset syncing `client.session(account).<fetch>(since)` into `stream_table`.
+    """An asset syncing `fetch(client.session(account), since)` into `stream_table`.
 
-    `propagate_deletes`: every run reads a complete listing, so rows it did not return are
-    soft-deleted (see `core.sync`). `cadence` is how often it is scheduled; the freshness policy warns after two missed syncs
-    and fails after four, so stale data shows in the UI.
+    `fetch` is a typed reference to the page source, e.g. `ShopifySession.orders` (a missing
+    method fails when the module loads; a value that cannot be called with (session, since)
+    fails here, when the definitions load). `client_key` is the client resource's key, which
+    Dagster checks is bound when the definitions load. `propagate_deletes`: every run reads a
+    complete listing, so rows it did not return are soft-deleted (see `core.sync`). `cadence` is
+    how often it is scheduled; the freshness policy warns after two missed syncs and fails after
+    four, so stale data shows in the UI.
     """
+    pages = check_pages(fetch, f"{provider}/{name}")
     stream = Stream(name=f"{provider}/{name}", table=stream_table, ordered=ordered,
                     propagate_deletes=propagate_deletes)
 
@@ -100,7 +128,7 @@ def sync_asset(
                         conn,
                         stream,
                         account.account,
-                        getattr(session, fetch),
+                        lambda since: pages(session, since),
                         full_refresh=config.full_refresh,
                         log=context.log.debug,
                     )

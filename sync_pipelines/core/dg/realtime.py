@@ -29,6 +29,7 @@ from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, qualified
 from sync_pipelines.core.entities import data_columns, key_columns, row_builder
 from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.webhooks import WebhookDeclaration
 from sync_pipelines.core.writer import UpsertWriter, WriteCounts
 
 STALE_AFTER = timedelta(minutes=5)
@@ -42,6 +43,28 @@ class Route:
     asset_key: dg.AssetKey
     delete: bool = False
     id_path: str = "id"
+
+
+def declared_routes(webhooks: WebhookDeclaration) -> tuple[dict[str, Route], Callable[[str], str]]:
+    """A webhook declaration's topic map as apply routes (by route name) and topic → route name.
+
+    Topics that share a route name (orders/create, orders/paid → orders) are applied as one batch;
+    a topic outside the map names no route, so its deliveries are marked processed unapplied.
+    """
+    routes: dict[str, Route] = {}
+    for topic, declared in webhooks.routes.items():
+        route = Route(table=declared.table, asset_key=dg.AssetKey(list(declared.asset)), delete=declared.delete,
+                      id_path=declared.id_path)
+        known = routes.setdefault(declared.name, route)
+        if (known.table is not route.table or known.asset_key != route.asset_key or known.delete != route.delete
+                or known.id_path != route.id_path):
+            raise ValueError(f"{webhooks.provider}: topic {topic!r} names route {declared.name!r} with another target")
+
+    def topic_of(topic: str) -> str:
+        declared = webhooks.routes.get(topic)
+        return declared.name if declared is not None else topic
+
+    return routes, topic_of
 
 
 def build_inbox_sensor(

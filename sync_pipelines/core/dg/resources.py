@@ -1,5 +1,6 @@
 """Dagster resources shared by every provider."""
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -9,6 +10,18 @@ import psycopg
 from sync_pipelines.core.database import resolve_database_url
 from sync_pipelines.core.http import BucketHeader, HttpClient, RateLimiter, RateLimitHeaders
 from sync_pipelines.core.registry import Account
+
+
+def setting(value: str | None, env: str, default: str) -> str:
+    """A resource setting: its configured value; left unset (None), the environment variable
+    `env`, read when the run uses it (not when the code location loads), else `default`.
+
+    For optional settings that `dg.EnvVar` cannot express (an EnvVar that is not set fails every
+    run); each field's docstring names its variable, so the UI shows where the value comes from.
+    """
+    if value is not None:
+        return value
+    return os.environ.get(env) or default
 
 
 class AppDatabase(dg.ConfigurableResource):

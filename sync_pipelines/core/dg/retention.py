@@ -30,15 +30,24 @@ def delete_old_runs(instance: dg.DagsterInstance, older_than: timedelta, *, batc
     return deleted
 
 
+RETENTION_DAYS_ENV = "SYNC_RUN_RETENTION_DAYS"
+
+
 class RetentionConfig(dg.Config):
-    older_than_days: int = int(os.environ.get("SYNC_RUN_RETENTION_DAYS", "30"))
-    """Finished runs created more than this many days ago are deleted with their events."""
+    older_than_days: int | None = None
+    """Finished runs created more than this many days ago are deleted with their events; unset:
+    `SYNC_RUN_RETENTION_DAYS` (read when the run starts), else 30."""
+
+    def days(self) -> int:
+        return self.older_than_days if self.older_than_days is not None else int(
+            os.environ.get(RETENTION_DAYS_ENV) or 30)
 
 
 @dg.op
 def purge_old_runs(context: dg.OpExecutionContext, config: RetentionConfig) -> None:
-    deleted = delete_old_runs(context.instance, timedelta(days=config.older_than_days))
-    context.log.info(f"deleted {deleted} runs older than {config.older_than_days} days")
+    days = config.days()
+    deleted = delete_old_runs(context.instance, timedelta(days=days))
+    context.log.info(f"deleted {deleted} runs older than {days} days")
 
 
 @dg.job(name="run_retention", executor_def=dg.in_process_executor,

@@ -30,11 +30,12 @@ import dagster as dg
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.providers import TRIGGER_PROVIDER
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported at the top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-PROVIDER = "trigger"  # must equal sync_pipelines.receiver.triggers.PROVIDER (core never imports receiver)
+PROVIDER = TRIGGER_PROVIDER  # the receiver stores triggers under the same core constant
 SENSOR_NAME = "external_triggers_sensor"
 SWEEP_AFTER = timedelta(minutes=1)
 

@@ -1,1 +1,1 @@
-"""Cross-provider operations: failure alerts, the status report, run retention."""
+"""Cross-provider operations: failure alerts, the status report, run and inbox retention."""

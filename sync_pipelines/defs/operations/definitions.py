@@ -1,4 +1,4 @@
-"""Operations Definitions: failure alerts, the status report asset, run retention."""
+"""Operations Definitions: failure alerts, the status report asset, run and inbox retention."""
 
 from datetime import UTC, datetime
 
@@ -7,6 +7,7 @@ import dagster as dg
 from sync_pipelines.core.dg.alerts import build_failure_alert_sensor
 from sync_pipelines.core.dg.retention import retention_job, retention_schedule
 from sync_pipelines.core.dg.status import render_table, status_report
+from sync_pipelines.defs.operations.inbox_retention import inbox_retention_job, inbox_retention_schedule
 
 
 @dg.asset(
@@ -35,9 +36,10 @@ status_job = dg.define_asset_job("sync_status_report", selection=[sync_status], 
 
 defs = dg.Definitions(
     assets=[sync_status],
-    jobs=[status_job, retention_job],
+    jobs=[status_job, retention_job, inbox_retention_job],
     schedules=[
         retention_schedule,
+        inbox_retention_schedule,
         dg.ScheduleDefinition(name="sync_status_hourly", job=status_job, cron_schedule="5 * * * *",
                               execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING),
     ],

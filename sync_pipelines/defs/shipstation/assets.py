@@ -8,7 +8,7 @@ import dagster as dg
 
 from sync_pipelines.core.dg.assets import sync_asset
 from sync_pipelines.defs.shipstation import tables
-from sync_pipelines.defs.shipstation.client import PROVIDER
+from sync_pipelines.defs.shipstation.client import PROVIDER, ShipStationSession
 
 stores = dg.DynamicPartitionsDefinition(name="shipstation_stores")
 
@@ -18,25 +18,25 @@ _common = dict(provider=PROVIDER, client_key="shipstation", partitions_def=store
                propagate_deletes=True)
 
 warehouses = sync_asset(
-    name="warehouses", stream_table=tables.WAREHOUSES, fetch="warehouses",
+    name="warehouses", stream_table=tables.WAREHOUSES, fetch=ShipStationSession.warehouses,
     description="Ship-from warehouses of the store.", **_common,
 )
 inventory_warehouses = sync_asset(
     name="inventory_warehouses", stream_table=tables.INVENTORY_WAREHOUSES,
-    fetch="inventory_warehouses", deps=[warehouses],
+    fetch=ShipStationSession.inventory_warehouses, deps=[warehouses],
     description="Inventory warehouses (foundation, after warehouses).", **_common,
 )
 inventory_locations = sync_asset(
     name="inventory_locations", stream_table=tables.INVENTORY_LOCATIONS,
-    fetch="inventory_locations", deps=[inventory_warehouses],
+    fetch=ShipStationSession.inventory_locations, deps=[inventory_warehouses],
     description="Inventory locations (foundation, after inventory warehouses).", **_common,
 )
 products = sync_asset(
-    name="products", stream_table=tables.PRODUCTS, fetch="products", deps=[inventory_locations],
+    name="products", stream_table=tables.PRODUCTS, fetch=ShipStationSession.products, deps=[inventory_locations],
     description="Product catalogue (content, after the foundation).", **_common,
 )
 inventory = sync_asset(
-    name="inventory", stream_table=tables.INVENTORY, fetch="inventory", deps=[inventory_locations],
+    name="inventory", stream_table=tables.INVENTORY, fetch=ShipStationSession.inventory, deps=[inventory_locations],
     description="Stock levels per SKU and location (content, after the foundation).", **_common,
 )
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from sync_pipelines.core.http import HttpClient, RateLimitHeaders, paginate_links_next, rate_limiter_for
 from sync_pipelines.core.registry import Account
-from sync_pipelines.core.dg.resources import HttpApiResource
+from sync_pipelines.core.dg.resources import HttpApiResource, setting
+from sync_pipelines.defs.shipstation.provider import NAME
 
-PROVIDER = "shipstation"
+PROVIDER = NAME
 Pages = Iterator[list[dict[str, Any]]]
 
 _RATE_LIMIT_HEADERS = RateLimitHeaders(
@@ -62,10 +63,15 @@ class ShipStationSession:
         self.close()
 
 
-class ShipStationClient(HttpApiResource):
-    """ShipStation API v2 (`base_url` points at the sandbox locally)."""
+BASE_URL_ENV = "SHIPSTATION_BASE_URL"
+DEFAULT_BASE_URL = "https://api.shipstation.com"
 
-    base_url: str = "https://api.shipstation.com"
+
+class ShipStationClient(HttpApiResource):
+    """ShipStation API v2. `sync-pipelines dev` points it at the sandbox through `SHIPSTATION_BASE_URL`."""
+
+    base_url: str | None = None
+    """The API's base URL; unset: `SHIPSTATION_BASE_URL` (read at run time), else https://api.shipstation.com."""
     requests_per_minute: int | None = 200
     page_size: int = 100
 
@@ -78,7 +84,7 @@ class ShipStationClient(HttpApiResource):
         http = self.http_client(
             integration=PROVIDER,
             account=account,
-            base_url=self.base_url,
+            base_url=setting(self.base_url, BASE_URL_ENV, DEFAULT_BASE_URL),
             headers={"api-key": account.secret(), "Accept": "application/json"},
             rate_limiter=limiter,
             rate_limit_headers=_RATE_LIMIT_HEADERS,

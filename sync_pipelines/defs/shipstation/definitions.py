@@ -1,7 +1,5 @@
 """ShipStation's Definitions: assets, job, schedules, sensors and its client resource."""
 
-import os
-
 import dagster as dg
 
 from sync_pipelines.defs.shipstation.assets import all_assets, sync_job
@@ -15,9 +13,8 @@ defs = dg.Definitions(
     schedules=schedules,
     sensors=sensors,
     resources={
-        # Locally `sync-pipelines dev` points this at the sandbox.
-        "shipstation": ShipStationClient(
-            base_url=os.environ.get("SHIPSTATION_BASE_URL", "https://api.shipstation.com"),
-        )
+        # Settings left unset are read from the environment at run time (see the resource's
+        # fields); locally `sync-pipelines dev` points it at the sandbox that way.
+        "shipstation": ShipStationClient(),
     },
 )

@@ -10,22 +10,22 @@ from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.defs.shopify import tables
 from sync_pipelines.defs.shopify.analytics import refresh_daily_metrics
-from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient
+from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient, ShopifySession
 
 shops = dg.DynamicPartitionsDefinition(name="shopify_shops")
 
 _common = dict(provider=PROVIDER, client_key="shopify", partitions_def=shops, owners=["team:data-eng"], ordered=True)
 
 orders = sync_asset(
-    name="orders", stream_table=tables.ORDERS, fetch="orders", cadence=timedelta(minutes=15),
+    name="orders", stream_table=tables.ORDERS, fetch=ShopifySession.orders, cadence=timedelta(minutes=15),
     description="Orders of every status, incremental on updated_at (also updated by webhooks).", **_common,
 )
 customers = sync_asset(
-    name="customers", stream_table=tables.CUSTOMERS, fetch="customers", cadence=timedelta(minutes=15),
+    name="customers", stream_table=tables.CUSTOMERS, fetch=ShopifySession.customers, cadence=timedelta(minutes=15),
     description="Customers, incremental on updated_at (also updated by webhooks).", **_common,
 )
 products = sync_asset(
-    name="products", stream_table=tables.PRODUCTS, fetch="products",
+    name="products", stream_table=tables.PRODUCTS, fetch=ShopifySession.products,
     description="Products and variants, incremental on updated_at (also updated by webhooks).", **_common,
 )
 

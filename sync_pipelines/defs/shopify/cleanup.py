@@ -1,5 +1,6 @@
 """Daily cleanup: find records that disappeared upstream (a delete webhook can be missed) and
-soft-delete them; purge inbox deliveries processed long ago.
+soft-delete them. (The inbox is every provider's: its retention is the operations job
+`inbox_retention`, not this one.)
 
 Reconciliation lists every id Shopify still has (250 per call, `fields=id`), loads them into a
 temporary table with COPY and marks local rows absent from it, in one statement per table. Only
@@ -16,7 +17,6 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, qualified
 from sync_pipelines.core.registry import Account, list_accounts
 from sync_pipelines.core.dg.resources import AppDatabase, for_each_account
@@ -71,8 +71,6 @@ def reconcile(conn: psycopg.Connection, account: str, resource: str, upstream_id
 
 
 class CleanupConfig(dg.Config):
-    inbox_retention_days: int = 7
-    """Processed inbox deliveries (and recorded rejections) older than this are deleted."""
     shop: str | None = None
     """Reconcile one shop (myshopify domain); empty = every active shop."""
     orders_window_days: int | None = 59
@@ -85,17 +83,14 @@ class CleanupConfig(dg.Config):
 
 
 @dg.op(required_resource_keys={"app_db", "shopify"}, tags={"sync/provider": PROVIDER})
-def reconcile_and_purge(context: dg.OpExecutionContext, config: CleanupConfig) -> None:
+def reconcile_deletes(context: dg.OpExecutionContext, config: CleanupConfig) -> None:
     app_db: AppDatabase = context.resources.app_db
     client: ShopifyClient = context.resources.shopify
     orders_since = None
     if config.orders_window_days is not None:
         orders_since = (datetime.now(UTC) - timedelta(days=config.orders_window_days)).replace(microsecond=0)
     with app_db.connect() as conn:
-        ensure_tables(conn, [*RECONCILED.values(), *inbox.TABLES])
-        purged = inbox.purge_processed(conn, timedelta(days=config.inbox_retention_days))
-        purged += inbox.purge_rejections(conn, timedelta(days=config.inbox_retention_days))
-        context.log.info(f"purged {purged} old inbox deliveries and rejections")
+        ensure_tables(conn, list(RECONCILED.values()))
         shops = [a for a in list_accounts(conn, PROVIDER, active_only=True) if config.shop in (None, a.account)]
 
         def reconcile_shop(account: Account) -> dict[str, int]:
@@ -117,6 +112,6 @@ def reconcile_and_purge(context: dg.OpExecutionContext, config: CleanupConfig) -
 
 
 @dg.job(name="shopify_cleanup", executor_def=dg.in_process_executor, tags={"sync/provider": PROVIDER},
-        description="Reconcile deletes with Shopify and purge old inbox deliveries.")
+        description="Reconcile deletes with Shopify: soft-delete what disappeared upstream.")
 def cleanup_job():
-    reconcile_and_purge()
+    reconcile_deletes()

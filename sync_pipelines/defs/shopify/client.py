@@ -16,9 +16,10 @@ from typing import Any
 
 from sync_pipelines.core.http import BucketHeader, HttpClient, paginate_link_header, rate_limiter_for
 from sync_pipelines.core.registry import Account
-from sync_pipelines.core.dg.resources import HttpApiResource
+from sync_pipelines.core.dg.resources import HttpApiResource, setting
+from sync_pipelines.defs.shopify.provider import NAME
 
-PROVIDER = "shopify"
+PROVIDER = NAME
 Pages = Iterator[list[dict[str, Any]]]
 PLANS = {"standard": (40, 2.0), "advanced": (80, 4.0), "plus": (400, 20.0)}
 
@@ -87,11 +88,21 @@ class ShopifySession:
         self.close()
 
 
-class ShopifyClient(HttpApiResource):
-    """Shopify Admin REST API. `base_url_template` gets the shop's myshopify domain."""
+BASE_URL_TEMPLATE_ENV = "SHOPIFY_BASE_URL_TEMPLATE"
+DEFAULT_BASE_URL_TEMPLATE = "https://{shop}"
+API_VERSION_ENV = "SHOPIFY_API_VERSION"
+DEFAULT_API_VERSION = "2025-10"
 
-    base_url_template: str = "https://{shop}"
-    api_version: str = "2025-10"
+
+class ShopifyClient(HttpApiResource):
+    """Shopify Admin REST API. `sync-pipelines dev` points it at the sandbox through
+    `SHOPIFY_BASE_URL_TEMPLATE`."""
+
+    base_url_template: str | None = None
+    """The shop's base URL, `{shop}` replaced by its myshopify domain; unset: `SHOPIFY_BASE_URL_TEMPLATE`
+    (read at run time), else https://{shop}."""
+    api_version: str | None = None
+    """Admin API version; unset: `SHOPIFY_API_VERSION` (read at run time), else 2025-10."""
     plan: str = "standard"
     page_size: int = 250
     max_retries: int = 8
@@ -99,11 +110,13 @@ class ShopifyClient(HttpApiResource):
     def session(self, account: Account) -> ShopifySession:
         size, leak = PLANS[self.plan]
         limiter = rate_limiter_for(f"{PROVIDER}:{account.account}", rate_per_second=leak, burst=size)
-        base = self.base_url_template.format(shop=account.account).rstrip("/")
+        template = setting(self.base_url_template, BASE_URL_TEMPLATE_ENV, DEFAULT_BASE_URL_TEMPLATE)
+        base = template.format(shop=account.account).rstrip("/")
+        version = setting(self.api_version, API_VERSION_ENV, DEFAULT_API_VERSION)
         http = self.http_client(
             integration=PROVIDER,
             account=account,
-            base_url=f"{base}/admin/api/{self.api_version}",
+            base_url=f"{base}/admin/api/{version}",
             headers={"X-Shopify-Access-Token": account.secret(), "Accept": "application/json"},
             rate_limiter=limiter,
             rate_limit_headers=BucketHeader("X-Shopify-Shop-Api-Call-Limit"),

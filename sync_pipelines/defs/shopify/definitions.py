@@ -1,7 +1,5 @@
 """Shopify's Definitions: assets, jobs, schedules, sensors and its client resource."""
 
-import os
-
 import dagster as dg
 
 from sync_pipelines.defs.shopify.assets import (
@@ -20,10 +18,8 @@ defs = dg.Definitions(
     schedules=schedules,
     sensors=sensors,
     resources={
-        # Locally `sync-pipelines dev` points this at the sandbox.
-        "shopify": ShopifyClient(
-            base_url_template=os.environ.get("SHOPIFY_BASE_URL_TEMPLATE", "https://{shop}"),
-            api_version=os.environ.get("SHOPIFY_API_VERSION", "2025-10"),
-        )
+        # Settings left unset are read from the environment at run time (see the resource's
+        # fields); locally `sync-pipelines dev` points it at the sandbox that way.
+        "shopify": ShopifyClient(),
     },
 )

@@ -117,11 +117,3 @@ DAILY_METRICS = sa.Table(
     comment="Per shop and day: orders, revenue, AOV, new vs returning customers.",
 )
 
-# Webhook topic → the table its payload is applied to (deletes handled separately).
-TOPIC_TABLES = {
-    "orders": ORDERS,
-    "customers": CUSTOMERS,
-    "products": PRODUCTS,
-    "carts": CARTS,
-    "checkouts": CHECKOUTS,
-}

@@ -1,8 +1,10 @@
-"""How Shopify signs and names its webhooks: pure functions (standard library and `core.headers`).
+"""How Shopify signs and names its webhooks, and where each topic goes: `WEBHOOKS`, one complete
+declaration (pure functions and tables; no Dagster).
 
 Shopify signs the raw request body with HMAC-SHA256 under the app's client secret and sends it
 base64-encoded in `X-Shopify-Hmac-Sha256`. Secrets rotate, so the receiver accepts the current
-and the previous one during a rotation. The receiver imports this module without Dagster.
+and the previous one during a rotation. The receiver discovers `WEBHOOKS` without Dagster; the
+topic map (`ROUTES`) is also what the management job subscribes to and what the apply job applies.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from sync_pipelines.core.headers import header
+from sync_pipelines.core.webhooks import TopicRoute, WebhookDeclaration
+from sync_pipelines.defs.shopify import tables
+from sync_pipelines.defs.shopify.provider import DECLARATION as _PROVIDER
 
-PROVIDER = "shopify"
+PROVIDER = _PROVIDER.name
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -28,13 +33,34 @@ API_VERSION_HEADER = "X-Shopify-API-Version"
 SECRET_ENV = "SHOPIFY_WEBHOOK_SECRET"
 PREVIOUS_SECRET_ENV = "SHOPIFY_WEBHOOK_SECRET_PREVIOUS"
 
-TOPICS = (
-    "orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/delete",
-    "customers/create", "customers/update", "customers/delete",
-    "products/create", "products/update", "products/delete",
-    "carts/create", "carts/update",
-    "checkouts/create", "checkouts/update",
-)
+
+def _upsert(table) -> TopicRoute:
+    return TopicRoute(table=table, asset=(PROVIDER, table.name))
+
+
+def _delete(table) -> TopicRoute:
+    return TopicRoute(table=table, asset=(PROVIDER, table.name), delete=True)
+
+
+# The topic map: every topic we subscribe to, and the table (and asset) its payloads update.
+ROUTES = {
+    "orders/create": _upsert(tables.ORDERS),
+    "orders/updated": _upsert(tables.ORDERS),
+    "orders/paid": _upsert(tables.ORDERS),
+    "orders/cancelled": _upsert(tables.ORDERS),
+    "orders/delete": _delete(tables.ORDERS),
+    "customers/create": _upsert(tables.CUSTOMERS),
+    "customers/update": _upsert(tables.CUSTOMERS),
+    "customers/delete": _delete(tables.CUSTOMERS),
+    "products/create": _upsert(tables.PRODUCTS),
+    "products/update": _upsert(tables.PRODUCTS),
+    "products/delete": _delete(tables.PRODUCTS),
+    "carts/create": _upsert(tables.CARTS),
+    "carts/update": _upsert(tables.CARTS),
+    "checkouts/create": _upsert(tables.CHECKOUTS),
+    "checkouts/update": _upsert(tables.CHECKOUTS),
+}
+TOPICS = tuple(ROUTES)
 
 # Headers worth keeping with a delivery (never the HMAC).
 KEPT_HEADERS = (TOPIC_HEADER, SHOP_HEADER, WEBHOOK_ID_HEADER, EVENT_ID_HEADER, TRIGGERED_AT_HEADER,
@@ -73,7 +99,7 @@ def secrets_from_env(environ: Mapping[str, str]) -> list[str]:
 def account(headers: Mapping[str, str]) -> str | None:
     """The shop's myshopify domain, which is the account (partition) key."""
     shop = header(headers, SHOP_HEADER)
-    return shop.lower() if shop else None
+    return _PROVIDER.normalise_account(shop) if shop else None
 
 
 def delivery_id(headers: Mapping[str, str]) -> str | None:
@@ -104,3 +130,18 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The non-secret headers stored with a delivery, keyed by their canonical names."""
     kept = {name: header(headers, name) for name in KEPT_HEADERS}
     return {name: value for name, value in kept.items() if value is not None}
+
+
+WEBHOOKS = WebhookDeclaration(
+    provider=PROVIDER,
+    signature_header=HMAC_HEADER,
+    secrets_from_env=secrets_from_env,
+    verify=verify,
+    account=account,
+    delivery_id=delivery_id,
+    topic=topic,
+    triggered_at=triggered_at,
+    event_id=event_id,
+    kept_headers=kept_headers,
+    routes=ROUTES,
+)

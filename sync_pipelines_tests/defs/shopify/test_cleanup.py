@@ -76,7 +76,7 @@ def test_cleanup_job_refuses_a_mass_delete_and_reconciles_the_rest(
     materialize(instance, shop, shopify_client, [orders, customers, products])
     shopify_sandbox.delete_products(shop, 6)
     gone_order = shopify_sandbox.delete_orders(shop, 1)
-    config = {"ops": {"reconcile_and_purge": {"config": {"shop": shop, "orders_window_days": None}}}}
+    config = {"ops": {"reconcile_deletes": {"config": {"shop": shop, "orders_window_days": None}}}}
     resources = {"app_db": AppDatabase(), "shopify": shopify_client}
 
     result = cleanup_job.execute_in_process(run_config=config, instance=instance, resources=resources,
@@ -96,8 +96,30 @@ def test_cleanup_job_lists_and_reconciles_only_recent_orders_by_default(
     materialize(instance, shop, shopify_client, [orders])
     old = min(o["id"] for o in shopify_sandbox.records(shop, "orders"))
     shopify_sandbox.delete_orders(shop, ids=[old, recent[0]])
-    config = {"ops": {"reconcile_and_purge": {"config": {"shop": shop}}}}
+    config = {"ops": {"reconcile_deletes": {"config": {"shop": shop}}}}
     result = cleanup_job.execute_in_process(run_config=config, instance=instance,
                                             resources={"app_db": AppDatabase(), "shopify": shopify_client})
     assert result.success
     assert deleted_ids(conn, tables.ORDERS, shop) == [recent[0]]  # the old order is outside the window
+
+
+def test_cleanup_job_reconciles_shopify_and_leaves_the_inbox_to_operations(
+        shopify_sandbox, shopify_client, instance, add_shop, conn):
+    """Purging every provider's inbox is the operations `inbox_retention` job, not Shopify's."""
+    from sync_pipelines.core import inbox
+
+    shop = add_shop(orders=3, customers=1, products=1)
+    ensure_tables(conn, inbox.TABLES)
+    old, _ = inbox.append(conn, provider="shopify", account=shop, topic="orders/create",
+                          delivery_id=f"old-{shop}", payload={"id": 1})
+    conn.execute("UPDATE sync.inbox SET processed_at = now() - interval '30 days' WHERE id = %s", (old,))
+    inbox.record_rejection(conn, "shopify", "bad_signature", shop)
+    conn.execute("UPDATE sync.webhook_rejections SET received_at = now() - interval '30 days' WHERE account = %s",
+                 (shop,))
+    config = {"ops": {"reconcile_deletes": {"config": {"shop": shop}}}}
+    result = cleanup_job.execute_in_process(run_config=config, instance=instance,
+                                            resources={"app_db": AppDatabase(), "shopify": shopify_client})
+    assert result.success
+    assert conn.execute("SELECT count(*) FROM sync.inbox WHERE id = %s", (old,)).fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM sync.webhook_rejections WHERE account = %s",
+                        (shop,)).fetchone()[0] == 1

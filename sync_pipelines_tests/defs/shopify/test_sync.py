@@ -148,7 +148,7 @@ def test_daily_cleanup_soft_deletes_what_disappeared_upstream(shopify_sandbox, s
     gone_products = shopify_sandbox.delete_products(shop, 2)  # no webhook subscription: missed
     gone_orders = shopify_sandbox.delete_orders(shop, 3)
     # The sandbox lists every order, as Shopify does for an app with read_all_orders.
-    config = {"ops": {"reconcile_and_purge": {"config": {"shop": shop, "orders_window_days": None}}}}
+    config = {"ops": {"reconcile_deletes": {"config": {"shop": shop, "orders_window_days": None}}}}
     result = cleanup_job.execute_in_process(run_config=config, instance=instance,
                                             resources={"app_db": AppDatabase(), "shopify": shopify_client})
     assert result.success

@@ -1,0 +1,17 @@
+"""Shopify as the registry knows it (pure: no Dagster, the CLI and the receiver read it)."""
+
+from sync_pipelines.core.providers import ProviderDeclaration
+
+NAME = "shopify"
+
+
+def normalise_account(shop: str) -> str:
+    """Shops are myshopify hostnames, sent in any case: stored and matched lowercase."""
+    return shop.lower()
+
+
+DECLARATION = ProviderDeclaration(
+    name=NAME,
+    normalise_account=normalise_account,
+    description="Shopify Admin API; the account is the shop's myshopify domain",
+)
