@@ -17,7 +17,10 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from sync_pipelines.core.database import ensure_tables, qualified
+from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.entities import key_columns
+from sync_pipelines.core.writer import MassDeleteRefused as ReconcileRefused
+from sync_pipelines.core.writer import UpsertWriter
 from sync_pipelines.core.registry import Account, list_accounts
 from sync_pipelines.core.dg.resources import AppDatabase, for_each_account
 from sync_pipelines.defs.shopify import tables
@@ -26,48 +29,31 @@ from sync_pipelines.defs.shopify.client import PROVIDER, ShopifyClient
 RECONCILED = {"orders": tables.ORDERS, "customers": tables.CUSTOMERS, "products": tables.PRODUCTS}
 
 
-class ReconcileRefused(Exception):
-    """The listing would soft-delete too large a share of the rows; nothing was deleted."""
-
-
 def reconcile(conn: psycopg.Connection, account: str, resource: str, upstream_ids, *,
               created_since: datetime | None = None, max_delete_fraction: float = 0.5) -> int:
     """Soft-delete the account's rows of `resource` whose id is not in `upstream_ids`, among the
     rows that listing covers: present before it began and, with `created_since`, created at or
-    after it. Raises ReconcileRefused, deleting nothing, above `max_delete_fraction` of them."""
+    after it. Raises ReconcileRefused (core's mass-delete guard), deleting nothing, above
+    `max_delete_fraction` of them."""
     table = RECONCILED[resource]
     # A row written while the listing runs may be a record created after its page was read.
     listing_started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
     # The full listing first: a listing that fails half-way must never delete anything, and the
     # transaction should not stay open across hundreds of rate-limited calls.
     upstream_ids = list(upstream_ids)
-    key = [k for k in (c.name for c in table.primary_key.columns) if k != "account"][0]
-    scope = sql.SQL("account = %(account)s AND deleted_at IS NULL AND synced_at < %(started)s")
-    params = {"account": account, "started": listing_started}
+    key = [k for k in key_columns(table) if k != "account"][0]
+    scope, params = None, {}
     if created_since is not None:
-        scope += sql.SQL(" AND created_at >= %(created_since)s")
-        params["created_since"] = created_since
+        scope, params = sql.SQL("created_at >= %(created_since)s"), {"created_since": created_since}
     with conn.transaction():
         conn.execute("CREATE TEMP TABLE _upstream_ids (id bigint PRIMARY KEY) ON COMMIT DROP")
         with conn.cursor().copy("COPY _upstream_ids (id) FROM STDIN") as copy:
             for record_id in upstream_ids:
                 copy.write_row((record_id,))
-        live = conn.execute(
-            sql.SQL("SELECT count(*) FROM {t} WHERE {scope}").format(t=qualified(table), scope=scope), params
-        ).fetchone()[0]
-        deleted = conn.execute(
-            sql.SQL(
-                "UPDATE {t} SET deleted_at = now(), synced_at = now() WHERE {scope}"
-                " AND NOT EXISTS (SELECT 1 FROM _upstream_ids u WHERE u.id = {t}.{k})"
-            ).format(t=qualified(table), scope=scope, k=sql.Identifier(key)),
-            params,
-        ).rowcount
-        if deleted > max_delete_fraction * live:
-            raise ReconcileRefused(  # rolls the UPDATE back
-                f"{resource}: the listing would soft-delete {deleted} of {live} live rows (more than"
-                f" {max_delete_fraction:.0%}); nothing deleted — an incomplete listing is likelier than a"
-                f" mass delete (raise max_delete_fraction to confirm one)")
-        return deleted
+        seen = sql.SQL("(SELECT id AS {} FROM _upstream_ids)").format(sql.Identifier(key))
+        return UpsertWriter(table).soft_delete_missing(
+            conn, account, seen, listed_since=listing_started, max_delete_fraction=max_delete_fraction,
+            scope=scope, scope_params=params)
 
 
 class CleanupConfig(dg.Config):
