@@ -16,6 +16,7 @@ from pathlib import Path
 # Step retries wait 15 s in production; tests that exercise them should not.
 os.environ.setdefault("SYNC_STEP_RETRY_DELAY_SECONDS", "0.1")
 
+import dagster as dg
 import psycopg
 import pytest
 
@@ -75,3 +76,10 @@ def dagster_env(postgres_server, tmp_path_factory) -> dict[str, str]:
         DAGSTER_PG_DB="dagster_test",
     )
     return env
+
+
+@pytest.fixture
+def instance():
+    """A throwaway Dagster instance (what `dg.materialize` and the sensors run against)."""
+    with dg.instance_for_test() as test_instance:
+        yield test_instance

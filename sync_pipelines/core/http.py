@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -500,6 +500,24 @@ class HttpClient:
         self._session.close()
 
     def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ApiSession:
+    """One account's view of a provider's API: a single `HttpClient` (and so its call statistics)
+    and the page size, closed on exit. A provider's session adds one method per stream."""
+
+    def __init__(self, http: HttpClient, page_size: int):
+        self.http = http
+        self.page_size = page_size
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

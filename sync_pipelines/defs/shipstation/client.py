@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sync_pipelines.core.http import HttpClient, RateLimitHeaders, paginate_links_next, rate_limiter_for
+from sync_pipelines.core.http import ApiSession, RateLimitHeaders, paginate_links_next, rate_limiter_for
 from sync_pipelines.core.registry import Account
 from sync_pipelines.core.dg.resources import HttpApiResource, setting
 from sync_pipelines.defs.shipstation.provider import NAME
@@ -26,12 +26,8 @@ _RATE_LIMIT_HEADERS = RateLimitHeaders(
 )
 
 
-class ShipStationSession:
+class ShipStationSession(ApiSession):
     """One store's view of the API: a single HTTP session and its call statistics."""
-
-    def __init__(self, http: HttpClient, page_size: int):
-        self.http = http
-        self.page_size = page_size
 
     def warehouses(self, since: datetime | None = None) -> Pages:
         yield self.http.get_json("/v2/warehouses")["warehouses"]
@@ -53,14 +49,6 @@ class ShipStationSession:
             self.http, path, params={size_param: self.page_size}, items_key=items_key
         )
 
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> ShipStationSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 BASE_URL_ENV = "SHIPSTATION_BASE_URL"

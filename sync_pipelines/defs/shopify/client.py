@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sync_pipelines.core.http import BucketHeader, HttpClient, paginate_link_header, rate_limiter_for
+from sync_pipelines.core.http import ApiSession, BucketHeader, paginate_link_header, rate_limiter_for
 from sync_pipelines.core.registry import Account
 from sync_pipelines.core.dg.resources import HttpApiResource, setting
 from sync_pipelines.defs.shopify.provider import NAME
@@ -24,12 +24,8 @@ Pages = Iterator[list[dict[str, Any]]]
 PLANS = {"standard": (40, 2.0), "advanced": (80, 4.0), "plus": (400, 20.0)}
 
 
-class ShopifySession:
+class ShopifySession(ApiSession):
     """One shop's view of the Admin API: a single HTTP session and its call statistics."""
-
-    def __init__(self, http: HttpClient, page_size: int):
-        self.http = http
-        self.page_size = page_size
 
     def orders(self, since: datetime | None = None) -> Pages:
         return self._list("orders", since, status="any")
@@ -78,14 +74,6 @@ class ShopifySession:
     def delete_webhook(self, webhook_id: int) -> None:
         self.http.send_json("DELETE", f"webhooks/{webhook_id}.json")
 
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> ShopifySession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 BASE_URL_TEMPLATE_ENV = "SHOPIFY_BASE_URL_TEMPLATE"

@@ -31,12 +31,6 @@ def client(sandbox):
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
-
-
-@pytest.fixture
 def add_store(sandbox, database_url, monkeypatch, unique, instance):
     """Register a store (sandbox data + registry row + partition); returns (account, api_key)."""
 

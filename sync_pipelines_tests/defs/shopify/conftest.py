@@ -33,12 +33,6 @@ def shopify_client(shopify_sandbox):
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
-
-
-@pytest.fixture
 def add_shop(shopify_sandbox, database_url, monkeypatch, unique, instance):
     """Register a shop (sandbox data + registry row + partition); returns its domain."""
 
