@@ -22,6 +22,7 @@ from psycopg import sql
 
 from sync_pipelines.core.database import qualified
 from sync_pipelines.core.entities import data_columns, key_columns
+from sync_pipelines.core.rowcodec import copy_rows
 
 
 @dataclass
@@ -123,8 +124,7 @@ class UpsertWriter:
         # Created per batch and dropped at commit, so it always matches the (evolving) target.
         conn.execute(self._create_staging)
         with conn.cursor().copy(self._copy) as copy:
-            for row in unique:
-                copy.write_row(row)
+            copy_rows(copy, unique)
         inserted, updated = conn.execute(self._upsert).fetchone()
         return WriteCounts(inserted=inserted, updated=updated, unchanged=len(rows) - inserted - updated)
 
