@@ -84,12 +84,11 @@ def _delta(before: float | None, after: float | None) -> float | None:
 
 
 # ----------------------------------------------------------------------------- levers
-LEVERS = ("decode", "build", "encode", "copy")
+LEVERS = ("decode", "build", "encode")
 LEVER_DOC = {
     "decode": "response bytes parsed by orjson (rowcodec.response_json) instead of requests' .json()",
     "build": "row builder with paths split once and plain-dict reads (entities.digger) instead of dig()",
     "encode": "raw/jsonb columns serialized by orjson (rowcodec.dumps_json) instead of json.dumps",
-    "copy": "COPY text lines built in rowcodec.copy_rows instead of psycopg's copy.write_row per row",
 }
 
 
@@ -142,14 +141,10 @@ def _legacy_row_builder(table: Any, dumps: Any) -> Any:
 def levers_on(enabled: set[str]):
     """Switch the levers not in `enabled` back to the code they replaced, for one run (module
     attributes are swapped and restored; no lever on = the row path as it was before)."""
-    from sync_pipelines.core import entities, http, rowcodec, sync, writer
+    from sync_pipelines.core import entities, http, rowcodec, sync
 
     def json_dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
-
-    def write_row_loop(copy: Any, rows: Any) -> None:
-        for row in rows:
-            copy.write_row(row)
 
     dumps = rowcodec.dumps_json if "encode" in enabled else json_dumps
     swaps = [(entities, "dumps_json", dumps)]
@@ -157,8 +152,6 @@ def levers_on(enabled: set[str]):
         swaps.append((http, "response_json", lambda resp: resp.json()))
     if "build" not in enabled:
         swaps.append((sync, "row_builder", lambda table: _legacy_row_builder(table, dumps)))
-    if "copy" not in enabled:
-        swaps.append((writer, "copy_rows", write_row_loop))
     saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
     try:
         for module, name, value in swaps:
@@ -387,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="one extra run of the optimized path per shape under cProfile "
                              "(benchmarks/results/shopify_rowpath.<shape>.prof)")
+    parser.add_argument("--gc", choices=("default", "freeze"), default="default",
+                        help="freeze: gc.freeze() after the imports, so the collector never scans the import-time "
+                             "heap (a deployment setting this measures, not what production does)")
     parser.add_argument("--output", help="results file name (default shopify_rowpath.json)")
     args = parser.parse_args(argv)
     shapes = [shape.strip() for shape in args.shapes.split(",") if shape.strip()]
@@ -398,11 +394,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--orders and --runs must be >= 1, --variants not empty, --shapes slim and/or full")
     Interrupts.install()
     python = None if args.no_dlt else dlt_python(args.dlt_python)
+    if args.gc == "freeze":
+        import gc
+
+        import sync_pipelines.defs.shopify.client  # noqa: F401  -- what a run has imported when it syncs
+
+        gc.collect()
+        gc.freeze()
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS_DIR / (args.output or "shopify_rowpath.json")
     results: dict[str, Any] = results_header("shopify_rowpath", argv)
     results["levers"] = LEVER_DOC
+    results["gc"] = args.gc
     results["shapes"] = {}
     complete = True
     with ThrowawayPostgres(prefix="shopify-rowpath-") as postgres:

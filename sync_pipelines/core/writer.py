@@ -22,7 +22,6 @@ from psycopg import sql
 
 from sync_pipelines.core.database import qualified
 from sync_pipelines.core.entities import data_columns, key_columns
-from sync_pipelines.core.rowcodec import copy_rows
 
 
 @dataclass
@@ -124,7 +123,8 @@ class UpsertWriter:
         # Created per batch and dropped at commit, so it always matches the (evolving) target.
         conn.execute(self._create_staging)
         with conn.cursor().copy(self._copy) as copy:
-            copy_rows(copy, unique)
+            for row in unique:
+                copy.write_row(row)
         inserted, updated = conn.execute(self._upsert).fetchone()
         return WriteCounts(inserted=inserted, updated=updated, unchanged=len(rows) - inserted - updated)
 

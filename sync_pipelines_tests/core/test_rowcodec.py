@@ -1,10 +1,10 @@
 """The row path's codecs give what the standard path gave: the same parsed values, the same jsonb,
-the same columns after COPY, the same errors."""
+the same rows, the same errors."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.entities import dig, entity_table, parse_instant, row_builder
-from sync_pipelines.core.rowcodec import NonFinite, copy_rows, dumps_json, loads_bytes, response_json, text_line
+from sync_pipelines.core.rowcodec import NonFinite, dumps_json, loads_bytes, response_json
 from sync_pipelines.core.writer import UpsertWriter
 
 TRICKY_TEXT = [
@@ -149,59 +149,7 @@ def test_dumps_json_refuses_what_json_dumps_refuses():
             dumps_json(value)
 
 
-# ----------------------------------------------------------------------------------- COPY
-def copy_both_ways(conn, unique, rows, columns="a text, b bigint, c numeric, d jsonb, e timestamptz"):
-    """Rows COPYed with copy_rows and with psycopg's write_row: what each table then holds."""
-    held = []
-    for how in ("fast", "psycopg"):
-        name = f"rc_copy_{how}_{unique}"
-        conn.execute(f"CREATE TEMP TABLE {name} (n int, {columns})")
-        with conn.transaction(), conn.cursor().copy(f"COPY {name} FROM STDIN") as copy:
-            if how == "fast":
-                copy_rows(copy, rows)
-            else:
-                for row in rows:
-                    copy.write_row(row)
-        held.append(conn.execute(f"SELECT * FROM {name} ORDER BY n").fetchall())
-    return held
-
-
-def test_copy_rows_writes_what_write_row_writes(conn, unique):
-    offsets = [timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-4)),
-               timezone(timedelta(hours=-3, minutes=-30))]
-    rows = []
-    for n, text in enumerate(TRICKY_TEXT):
-        at = datetime(2026, 3, 29, 1, 30, n, 123456 * (n % 2), tzinfo=offsets[n % len(offsets)])
-        raw = dumps_json({"text": text, "n": n, "nested": [text, {"k": text}]})
-        rows.append((n, text, 2**63 - 1 - n, "12.30" if n % 2 else None, raw, at))
-    rows.append((100, None, None, None, None, None))
-    rows.append((101, "\\N", -(2**63), "-0.000001", "null", datetime(1, 1, 1, tzinfo=UTC)))
-    # Types left to psycopg (float, Decimal, bool as text, naive datetime) go through write_row.
-    rows.append((102, "mixed", 7, Decimal("1.50"), '{"a":1}', datetime(2026, 1, 1, 12, 0)))
-    rows.append((103, "float", 8, 2.5, '{"a":2}', None))
-    fast, slow = copy_both_ways(conn, unique, rows)
-    assert fast == slow
-    assert len(fast) == len(rows)
-    assert [r[1] for r in fast[:len(TRICKY_TEXT)]] == TRICKY_TEXT
-
-
-def test_text_line_is_none_for_types_left_to_psycopg():
-    assert text_line(("a", 1, None, datetime(2026, 1, 1, tzinfo=UTC))) is not None
-    for value in (True, 1.5, Decimal("1"), b"bytes", {"a": 1}, [1], object()):
-        assert text_line(("a", value)) is None
-
-
-def test_nul_in_text_is_refused_as_psycopg_refuses_it(conn, unique):
-    for how in ("fast", "psycopg"):
-        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS rc_nul_{unique} (a text)")
-        with pytest.raises(psycopg.DataError, match="NUL"):
-            with conn.transaction(), conn.cursor().copy(f"COPY rc_nul_{unique} FROM STDIN") as copy:
-                if how == "fast":
-                    copy_rows(copy, [("a\x00b",)])
-                else:
-                    copy.write_row(("a\x00b",))
-
-
+# ----------------------------------------------------------------------------------- jsonb
 def test_nul_escape_in_jsonb_is_refused_as_before(conn, unique):
     """A U+0000 in a record becomes a \\u0000 escape either way, which jsonb refuses."""
     raw_new, raw_old = dumps_json({"note": "a\x00b"}), json.dumps({"note": "a\x00b"}, separators=(",", ":"))
@@ -210,13 +158,13 @@ def test_nul_escape_in_jsonb_is_refused_as_before(conn, unique):
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS rc_nuljson_{unique} (d jsonb)")
         with pytest.raises(psycopg.errors.UntranslatableCharacter):
             with conn.transaction(), conn.cursor().copy(f"COPY rc_nuljson_{unique} FROM STDIN") as copy:
-                copy_rows(copy, [(raw,)])
+                copy.write_row((raw,))
 
 
 # ----------------------------------------------------------------------------------- end to end
 def test_rows_written_by_the_new_path_equal_the_old_path(conn, unique):
-    """The same records through (old builder + write_row) and (new builder + copy_rows) into two
-    tables: every column, raw jsonb included, compares equal."""
+    """The same records through the old builder and the new one into two tables: every column,
+    raw jsonb included, compares equal."""
     new_table, old_table = table_for(f"new_{unique}"), table_for(f"old_{unique}")
     ensure_tables(conn, [new_table, old_table])
     new_build, old_build = row_builder(new_table), legacy_row_builder(old_table)
@@ -233,15 +181,7 @@ def test_rows_written_by_the_new_path_equal_the_old_path(conn, unique):
     with conn.transaction():
         UpsertWriter(new_table).write_batch(conn, [new_build("acct", r) for r in TRICKY_RECORDS])
     with conn.transaction():
-        writer = UpsertWriter(old_table)
-        import sync_pipelines.core.writer as writer_module
-
-        original = writer_module.copy_rows
-        writer_module.copy_rows = lambda copy, rows: [copy.write_row(row) for row in rows]
-        try:
-            writer.write_batch(conn, [old_build("acct", r) for r in TRICKY_RECORDS])
-        finally:
-            writer_module.copy_rows = original
+        UpsertWriter(old_table).write_batch(conn, [old_build("acct", r) for r in TRICKY_RECORDS])
     columns = "account, item_id, name, price::text, tags, at, raw, source_updated_at"
     new = conn.execute(f"SELECT {columns} FROM rc_new_{unique}.items ORDER BY item_id").fetchall()
     old = conn.execute(f"SELECT {columns} FROM rc_old_{unique}.items ORDER BY item_id").fetchall()
