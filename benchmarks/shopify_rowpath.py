@@ -1,7 +1,8 @@
 """Shopify row path benchmark: orders per CPU-second of the sync process, page bytes → committed
 rows, with the rate limit off; and dlt's ``rest_api`` source on the same sandbox in the same run.
 
-    .venv/bin/python -m benchmarks.shopify_rowpath [--orders 50000] [--runs 3] [--no-dlt] [--profile]
+    .venv/bin/python -m benchmarks.shopify_rowpath [--orders 50000] [--runs 3] [--shapes slim,full]
+        [--variants baseline,optimized[,ablation]] [--no-dlt] [--gc default|freeze] [--profile]
 
 A measurement, not a test: nothing here asserts on timings. It prints a results table and writes
 the figures to ``benchmarks/results/shopify_rowpath.json``. Method and figures are in
@@ -14,6 +15,12 @@ sync side only. Our path is the production one minus Dagster: ``ShopifyClient.se
 (requests, retries, bucket header) → ``sync_stream`` (row building, ``COPY`` into staging, one
 upsert, cursor in the same transaction), batches of 5,000, into a fresh (truncated) table each run.
 The client's limiter for the shop is created first with no rate, so nothing here waits on it.
+
+Order shapes: ``slim`` is the sandbox as it is (≈ 1.7 KB of JSON per order); ``full`` is the same
+sandbox with Shopify's full REST order (``benchmarks.shopify_full_orders``, ≈ 7.3 KB), each in its
+own sandbox process. Variants of our path: ``baseline`` swaps the row path back to the code it had
+before this benchmark was written (``levers_on``), ``optimized`` is the code as it is, ``ablation``
+is the optimized path without one lever at a time; they run interleaved with dlt in each round.
 
 Figures per run of our path:
 - wall orders/s: orders / wall seconds of ``sync_stream`` (on a 2-core machine the sandbox and
