@@ -12,7 +12,9 @@ old way instead:
   runs with the cyclic garbage collector paused: a page of orders is tens of thousands of dicts
   and lists, and in a process as large as a Dagster run every few thousand of them set off a
   collection over the whole heap, which cost more than the parse itself. Parsed JSON holds no
-  reference cycles, so nothing is left for the collector that it would have freed.
+  reference cycles, so nothing is left for the collector that it would have freed. The pause is
+  process-wide (``gc.disable``) but lasts only the parse, a few milliseconds per page; a caller
+  that had the collector off finds it off afterwards.
 - ``dumps_json``: orjson serializes a record; anything orjson would write differently from
   ``json.dumps`` (non-finite floats, marked above; integers beyond 64 bits; datetimes, dataclasses
   and subclasses of builtins, which orjson handles and ``json.dumps`` may refuse) falls back to
