@@ -9,7 +9,6 @@ named `deleted_at` marks soft deletes, which the writer undoes only for a versio
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -18,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
+
+from sync_pipelines.core.rowcodec import dumps_json
 
 BOOKKEEPING = ("raw", "source_updated_at", "synced_at")
 
@@ -121,20 +122,20 @@ def row_builder(table: sa.Table) -> Callable[[str, Mapping[str, Any]], tuple]:
         if name == "account":
             getters.append(lambda account, record: account)
         elif name == "raw":
-            getters.append(lambda account, record: json.dumps(record, separators=(",", ":")))
+            getters.append(lambda account, record: dumps_json(record))
         elif name == "deleted_at" and "path" not in column.info:
             getters.append(lambda account, record: None)  # set by delete propagation, not the record
         elif name == "source_updated_at":
-            getters.append(
-                (lambda account, record: parse_instant(dig(record, updated_at_path)))
-                if updated_at_path
-                else (lambda account, record: None)
-            )
+            if updated_at_path:
+                updated_at = digger(updated_at_path)
+                getters.append(lambda account, record: parse_instant(updated_at(record)))
+            else:
+                getters.append(lambda account, record: None)
         else:
             getters.append(_getter(column))
 
     def build(account: str, record: Mapping[str, Any]) -> tuple:
-        return tuple(get(account, record) for get in getters)
+        return tuple([get(account, record) for get in getters])
 
     return build
 
@@ -147,16 +148,39 @@ def key_builder(table: sa.Table) -> Callable[[Mapping[str, Any]], tuple]:
         return tuple(get("", record) for get in getters)
 
     return key
+def digger(path: str) -> Callable[[Mapping[str, Any]], Any]:
+    """`lambda record: dig(record, path)`, faster (the path split once, plain dicts read with
+    `dict.get` instead of an `isinstance(…, Mapping)` check per step)."""
+    parts = tuple(path.split("."))
+    if len(parts) == 1:
+        key = parts[0]
+
+        def get_one(record: Mapping[str, Any]) -> Any:
+            if type(record) is dict:
+                return record.get(key)
+            return record.get(key) if isinstance(record, Mapping) else None
+
+        return get_one
+
+    def get_path(record: Mapping[str, Any]) -> Any:
+        value: Any = record
+        for part in parts:
+            if type(value) is not dict and not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+        return value
+
+    return get_path
 
 
 def _getter(column: sa.Column) -> Callable[[str, Mapping[str, Any]], Any]:
-    path = column.info.get("path", column.name)
+    get = digger(column.info.get("path", column.name))
     if isinstance(column.type, JSONB):
         def get_json(account: str, record: Mapping[str, Any]) -> Any:
-            value = dig(record, path)
-            return None if value is None else json.dumps(value, separators=(",", ":"))
+            value = get(record)
+            return None if value is None else dumps_json(value)
 
         return get_json
     if isinstance(column.type, sa.DateTime):
-        return lambda account, record: parse_instant(dig(record, path))
-    return lambda account, record: dig(record, path)
+        return lambda account, record: parse_instant(get(record))
+    return lambda account, record: get(record)

@@ -27,6 +27,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from sync_pipelines.core.rowcodec import response_json
+
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], None]
@@ -418,7 +420,7 @@ class HttpClient:
             try:
                 resp = self.get(path_or_url, params)
                 status = resp.status_code
-                body = resp.json()
+                body = response_json(resp)
             except MalformedResponseError:
                 problem = "response body truncated"
             except requests.exceptions.JSONDecodeError:
