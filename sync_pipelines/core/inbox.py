@@ -44,6 +44,8 @@ INBOX = sa.Table(
     sa.Column("duplicates", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("run_id", sa.Text, nullable=True),
+    sa.Column("set_aside", sa.Text, nullable=True,
+              comment="why the delivery could not be applied (it was skipped, not retried); null when applied"),
     sa.UniqueConstraint("provider", "delivery_id", name="inbox_provider_delivery_id_key"),
     sa.Index("inbox_provider_id_idx", "provider", "id"),
     sa.Index("inbox_pending_idx", "provider", "account", "id", postgresql_where=sa.text("processed_at IS NULL")),
@@ -65,7 +67,21 @@ REJECTIONS = sa.Table(
     schema="sync",
 )
 
-TABLES = (INBOX, REJECTIONS)
+# Every signed token (QStash JWT `jti`) the receiver accepted, retries of a message included,
+# kept until it expires: a token is accepted once, whatever message id travels beside it.
+TOKENS = sa.Table(
+    "accepted_tokens",
+    metadata,
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("token_id", sa.Text, nullable=False, comment="the token's jti (an id, not a secret)"),
+    sa.Column("inbox_id", sa.BigInteger, nullable=True, comment="the inbox row the token's request is stored as"),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+    sa.PrimaryKeyConstraint("provider", "token_id"),
+    schema="sync",
+)
+
+TABLES = (INBOX, REJECTIONS, TOKENS)
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,43 @@ def append(conn: psycopg.Connection, *, provider: str, account: str, topic: str,
     params = _append_params(provider, account, topic, delivery_id, payload, triggered_at, event_id, headers)
     row = conn.execute(_APPEND, params).fetchone()
     return int(row[0]), bool(row[1])
+
+
+_CLAIM_TOKEN = (
+    "INSERT INTO sync.accepted_tokens (provider, token_id, expires_at) VALUES (%s, %s, %s)"
+    " ON CONFLICT DO NOTHING RETURNING true"
+)
+_TOKEN_INBOX_ID = "SELECT inbox_id FROM sync.accepted_tokens WHERE provider = %s AND token_id = %s"
+_LINK_TOKEN = "UPDATE sync.accepted_tokens SET inbox_id = %s WHERE provider = %s AND token_id = %s"
+
+
+async def append_once_per_token_async(
+    aconn: psycopg.AsyncConnection, *, token_id: str, expires_at: datetime | None, **delivery: Any
+) -> tuple[int | None, bool, bool]:
+    """`append_async` for a request carrying a signed token: the token is accepted once.
+
+    Returns (inbox id, is_new, replayed). A token seen before is a replay — nothing is stored and
+    the inbox id its first use was stored as is returned; a new token is recorded (until
+    `expires_at`) and the delivery appended as usual, so a retry with a new token and the same
+    delivery id is a duplicate whose token is now known too. One transaction: a replay racing
+    its original waits for it.
+    """
+    provider = delivery["provider"]
+    async with aconn.transaction():
+        claimed = await (await aconn.execute(_CLAIM_TOKEN, (provider, token_id, expires_at))).fetchone()
+        if claimed is None:
+            row = await (await aconn.execute(_TOKEN_INBOX_ID, (provider, token_id))).fetchone()
+            return (int(row[0]) if row and row[0] is not None else None), False, True
+        inbox_id, is_new = await append_async(aconn, **delivery)
+        await aconn.execute(_LINK_TOKEN, (inbox_id, provider, token_id))
+    return inbox_id, is_new, False
+
+
+def purge_expired_tokens(conn: psycopg.Connection, grace: timedelta = timedelta(hours=1)) -> int:
+    """Forget accepted tokens expired more than `grace` ago (their signature no longer verifies,
+    so they can no longer be replayed); returns how many."""
+    ensure_inbox_tables(conn)
+    return conn.execute("DELETE FROM sync.accepted_tokens WHERE expires_at < now() - %s", (grace,)).rowcount
 
 
 async def find_by_event_id_async(aconn: psycopg.AsyncConnection, provider: str, event_id: str) -> int | None:
@@ -231,12 +284,23 @@ def mark_processed(conn: psycopg.Connection, ids: Sequence[int], run_id: str) ->
     ).rowcount
 
 
+def mark_set_aside(conn: psycopg.Connection, reasons: Sequence[tuple[int, str]]) -> int:
+    """Keep why each delivery could not be applied, on its inbox row: [(inbox id, reason)]."""
+    if not reasons:
+        return 0
+    ensure_inbox_tables(conn)
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE sync.inbox SET set_aside = %s WHERE id = %s",
+                        [(reason, inbox_id) for inbox_id, reason in reasons])
+    return len(reasons)
+
+
 _STATS = """
 WITH received AS (
     SELECT count(*) AS received, coalesce(sum(duplicates), 0)::bigint AS duplicates
     FROM sync.inbox WHERE provider = %(provider)s AND received_at >= %(since)s
 ), processed AS (
-    SELECT count(*) AS processed,
+    SELECT count(*) AS processed, count(*) FILTER (WHERE set_aside IS NOT NULL) AS set_aside,
         percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - triggered_at))
             FILTER (WHERE triggered_at IS NOT NULL) AS lag_p50,
         percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - triggered_at))
@@ -246,15 +310,17 @@ WITH received AS (
     SELECT count(*) AS pending, extract(epoch FROM now() - min(received_at)) AS oldest
     FROM sync.inbox WHERE provider = %(provider)s AND processed_at IS NULL
 )
-SELECT received, duplicates, processed, lag_p50, lag_p95, pending, oldest FROM received, processed, waiting
+SELECT received, duplicates, processed, set_aside, lag_p50, lag_p95, pending, oldest
+FROM received, processed, waiting
 """
 
 
 def stats(conn: psycopg.Connection, provider: str, since: datetime) -> dict[str, Any]:
-    """Counts since `since` (received, duplicates of those, processed, lag percentiles of processed
-    deliveries from the provider's trigger time), the current backlog, and rejections by reason."""
+    """Counts since `since` (received, duplicates of those, processed and set aside of those, lag
+    percentiles of processed deliveries from the provider's trigger time), the current backlog, and
+    rejections by reason."""
     ensure_inbox_tables(conn)
-    received, duplicates, processed, p50, p95, waiting, oldest = conn.execute(
+    received, duplicates, processed, set_aside, p50, p95, waiting, oldest = conn.execute(
         _STATS, {"provider": provider, "since": since}
     ).fetchone()
     rejected = conn.execute(
@@ -266,6 +332,7 @@ def stats(conn: psycopg.Connection, provider: str, since: datetime) -> dict[str,
         "received": int(received),
         "duplicates": int(duplicates),
         "processed": int(processed),
+        "set_aside": int(set_aside),
         "pending": int(waiting),
         "oldest_pending_age_seconds": float(oldest) if oldest is not None else None,
         "lag_p50_seconds": float(p50) if p50 is not None else None,

@@ -20,6 +20,7 @@ UPDATED = "records_updated"
 UNCHANGED = "records_unchanged"
 DELETED = "records_deleted"
 WRITTEN = (INSERTED, UPDATED)  # what "records written" sums, in `status` and the alerts
+SET_ASIDE = "deliveries_set_aside"  # real-time runs: deliveries that could not be applied (in `status` too)
 
 
 @dataclass

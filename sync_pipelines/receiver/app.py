@@ -8,7 +8,8 @@ with `{"error": reason}` only. Database trouble answers 503, which providers ret
 
 `POST /triggers/<job>` is the same pipeline for signed external triggers (QStash or a bearer
 token, rules in `triggers.py`): an allow-listed job, a verified request (else 401, whatever the
-reason), one inbox row per job and message id (202 when new, 200 "duplicate" when replayed); the
+reason), one inbox row per job and message id, each signed token accepted once (202 when new, 200
+"duplicate" for a retry or a replayed token); the
 `external_triggers_sensor` launches the run.
 """
 
@@ -238,24 +239,30 @@ async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, 
         raise Rejected(400, "bad_delivery_id")
     delivery_id = f"{job}:{message_id}"  # per job: one Idempotency-Key sent to two jobs is two triggers
     payload = _json_object_text(body, None) if body.strip() else "{}"
+    delivery = dict(provider=triggers.PROVIDER, account=job, topic=triggers.TOPIC, delivery_id=delivery_id,
+                    payload=payload, triggered_at=verdict.issued_at, event_id=verdict.token_id,
+                    headers=triggers.kept_headers(request.headers, verdict.source))
+    replayed = False
     try:
         pool = await state.start()
         async with pool.connection() as aconn:
-            inbox_id, is_new = await inbox.append_async(
-                aconn, provider=triggers.PROVIDER, account=job, topic=triggers.TOPIC, delivery_id=delivery_id,
-                payload=payload, triggered_at=verdict.issued_at, event_id=verdict.token_id,
-                headers=triggers.kept_headers(request.headers, verdict.source),
-            )
+            if verdict.token_id is not None:  # a signed token (retries included) is accepted once
+                inbox_id, is_new, replayed = await inbox.append_once_per_token_async(
+                    aconn, token_id=verdict.token_id, expires_at=verdict.expires_at, **delivery)
+            else:
+                inbox_id, is_new = await inbox.append_async(aconn, **delivery)
     except psycopg.errors.UniqueViolation:
-        # The same signed token again under another message id: a replay, launch nothing.
+        # A token stored as an inbox row's event id before tokens were recorded on their own.
         async with pool.connection() as aconn:
             inbox_id = await inbox.find_by_event_id_async(aconn, triggers.PROVIDER, verdict.token_id)
-        log.warning("trigger for %s: signed token replayed under a new message id", job)
-        return JSONResponse({"status": "duplicate", "id": inbox_id})
+        replayed = True
     except psycopg.DataError:
         raise Rejected(400, "unstorable_json") from None
     except _UNAVAILABLE as error:
         raise _Unavailable from error
+    if replayed:  # the same signed token again, under whatever message id: launch nothing
+        log.warning("trigger for %s: signed token replayed", job)
+        return JSONResponse({"status": "duplicate", "id": inbox_id})
     if is_new:
         log.info("trigger for %s accepted (%s, inbox id %s)", job, verdict.source, inbox_id)
         return JSONResponse({"status": "accepted", "id": inbox_id}, status_code=202)

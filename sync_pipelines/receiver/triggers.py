@@ -7,7 +7,9 @@
   so a key rotation never drops a message), with `iss` "Upstash", `sub` the URL QStash was told
   to call, `exp`/`nbf` honoured with a small leeway, `body` the base64url SHA-256 of the raw
   body (QStash pads it with `=`; with or without is accepted) and a `jti`. The header
-  `Upstash-Message-Id` (same on every retry of a message) is the de-duplication key (per job).
+  `Upstash-Message-Id` (same on every retry of a message) is the de-duplication key (per job);
+  each verified token (`jti`, new on every retry) is accepted once, whatever message id comes
+  with it, so a captured token replayed within its lifetime launches nothing.
   `sub` is compared with `SYNC_RECEIVER_PUBLIC_URL` + path, never with the request's Host: one
   account's signing keys sign for all its destinations, so without a public URL QStash requests
   are refused.
@@ -98,6 +100,7 @@ class Verdict:
     message_id: str | None = None
     issued_at: datetime | None = None
     token_id: str | None = None
+    expires_at: datetime | None = None  # until when the token verifies (so until when a replay must be refused)
 
 
 def _fail(reason: str, source: str | None) -> Verdict:
@@ -262,6 +265,7 @@ def verify_qstash(
         message_id=message_id or token_id,
         issued_at=datetime.fromtimestamp(issued, UTC) if issued is not None else None,
         token_id=token_id,
+        expires_at=datetime.fromtimestamp(expires + leeway, UTC),
     )
 
 

@@ -101,7 +101,7 @@ def test_stats_counts_lag_and_rejections(conn, provider):
 
 def test_stats_of_an_empty_provider(conn, provider):
     stats = inbox.stats(conn, provider, datetime.now(UTC) - timedelta(days=1))
-    assert stats == {"received": 0, "duplicates": 0, "processed": 0, "pending": 0,
+    assert stats == {"received": 0, "duplicates": 0, "processed": 0, "set_aside": 0, "pending": 0,
                      "oldest_pending_age_seconds": None, "lag_p50_seconds": None, "lag_p95_seconds": None,
                      "rejected_by_reason": {}}
 

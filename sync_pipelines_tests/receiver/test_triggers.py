@@ -338,6 +338,58 @@ def test_a_captured_token_replayed_under_a_new_message_id_launches_nothing(recei
     assert rows(conn, replay.request.headers["Upstash-Message-Id"]) == []
 
 
+def trigger_rows_for(conn, *message_ids, job="replication_sync"):
+    return conn.execute("SELECT id FROM sync.inbox WHERE provider = 'trigger' AND delivery_id = ANY(%s) ORDER BY id",
+                        ([f"{job}:{m}" for m in message_ids],)).fetchall()
+
+
+def test_a_retry_is_a_duplicate_and_its_token_cannot_be_replayed_under_any_message_id(receiver, conn):
+    """QStash's retry (new jti, same message id) launches nothing; its jti is recorded all the
+    same, so replaying the retry's token — under a forged message id or its own — launches nothing."""
+    body = b"{}"
+    message_id = f"msg_{uuid.uuid4().hex}"
+    first = post(receiver, body, qstash_headers(body, message_id))
+    retry_headers = qstash_headers(body, message_id)
+    retry = post(receiver, body, retry_headers)
+    forged_id = f"msg_{uuid.uuid4().hex}"
+    replay_forged = post(receiver, body, dict(retry_headers, **{"Upstash-Message-Id": forged_id}))
+    replay_same = post(receiver, body, retry_headers)
+
+    assert first.status_code == 202, first.text
+    duplicate = {"status": "duplicate", "id": first.json()["id"]}
+    assert (retry.status_code, retry.json()) == (200, duplicate)
+    assert (replay_forged.status_code, replay_forged.json()) == (200, duplicate)
+    assert (replay_same.status_code, replay_same.json()) == (200, duplicate)
+    # One trigger row (one run for the sensor), none under the forged id.
+    assert trigger_rows_for(conn, message_id, forged_id) == [(first.json()["id"],)]
+
+
+def test_a_token_is_accepted_once_whatever_job_or_message_id_it_comes_with(receiver, conn):
+    body = b"{}"
+    headers = qstash_headers(body)
+    first = post(receiver, body, headers)
+    again = post(receiver, body, headers)  # the very same request, replayed
+    other_id = f"msg_{uuid.uuid4().hex}"
+    forged = post(receiver, body, dict(headers, **{"Upstash-Message-Id": other_id}))
+    assert first.status_code == 202
+    for replay in (again, forged):
+        assert (replay.status_code, replay.json()) == (200, {"status": "duplicate", "id": first.json()["id"]})
+    assert trigger_rows_for(conn, headers["Upstash-Message-Id"], other_id) == [(first.json()["id"],)]
+
+
+def test_expired_tokens_are_forgotten_only_after_they_expire(conn):
+    inbox.ensure_inbox_tables(conn)
+    token = f"jwt_{uuid.uuid4().hex}"
+    live = f"jwt_{uuid.uuid4().hex}"
+    conn.execute("INSERT INTO sync.accepted_tokens (provider, token_id, expires_at) VALUES"
+                 " ('trigger', %s, now() - interval '2 hours'), ('trigger', %s, now() + interval '5 minutes')",
+                 (token, live))
+    assert inbox.purge_expired_tokens(conn) >= 1
+    left = conn.execute("SELECT token_id FROM sync.accepted_tokens WHERE token_id = ANY(%s)",
+                        ([token, live],)).fetchall()
+    assert left == [(live,)]
+
+
 def test_bearer_trigger_with_and_without_idempotency_key(receiver, conn):
     key = f"idem-{uuid.uuid4().hex}"
     headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": key}

@@ -7,10 +7,16 @@ applies every still-pending event of its account up to that id and marks them pr
 same transaction, so delivery is at-least-once and applying twice is harmless (the upsert keeps the
 newest version by the provider's updated-at).
 
-A delivery that cannot be applied (a payload without its id, a value the table refuses) is set
-aside — marked processed, counted as a rejection (`unapplicable`) and logged by inbox id — so it
-cannot block its account's queue. A delete for a record not stored yet leaves a tombstone row
-(`deleted_at` set, no other values), so a create delivered late does not bring the record back.
+A delivery that cannot be applied (a payload without its id, an object where a number or text
+belongs, a value the table refuses — whatever its own values make fail) is set aside: marked
+processed with the reason kept on its inbox row (`set_aside`), counted as a rejection
+(`unapplicable`, which the webhook health report reads), listed by inbox id in the run's
+materialization metadata (`set_aside_inbox_ids`) and logged — so it never blocks the deliveries
+after it. Failures that say the database is unwell (connection lost, statement cancelled, a table
+missing) are not the delivery's fault: they fail the run, which is retried.
+
+A delete for a record not stored yet leaves a tombstone row (`deleted_at` set, no other values),
+so a create delivered late does not bring the record back.
 """
 
 
@@ -29,6 +35,7 @@ from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, qualified
 from sync_pipelines.core.entities import data_columns, key_columns, row_builder
 from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.report import SET_ASIDE
 from sync_pipelines.core.webhooks import WebhookDeclaration
 from sync_pipelines.core.writer import UpsertWriter, WriteCounts
 
@@ -136,10 +143,11 @@ def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callab
                 events = inbox.pending(conn, provider, config.account, up_to_id=config.up_to_id, lock=True)
                 counts = apply_events(conn, config.account, events, routes, topic_of)
                 inbox.mark_processed(conn, [e.id for e in events], context.run_id)
-                for result in counts.values():
-                    for event_id, reason in result.rejected:
-                        inbox.record_rejection(conn, provider, "unapplicable", config.account)
-                        context.log.warning(f"{provider} [{config.account}]: inbox id {event_id} set aside: {reason}")
+                set_aside = sorted(rejected for result in counts.values() for rejected in result.rejected)
+                inbox.mark_set_aside(conn, set_aside)
+                for event_id, reason in set_aside:
+                    inbox.record_rejection(conn, provider, "unapplicable", config.account)
+                    context.log.warning(f"{provider} [{config.account}]: inbox id {event_id} set aside: {reason}")
         now = datetime.now(UTC)
         lags = [(now - e.triggered_at).total_seconds() for e in events if e.triggered_at]
         by_asset: dict[dg.AssetKey, RouteResult] = defaultdict(RouteResult)
@@ -154,7 +162,8 @@ def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callab
                     metadata={
                         "source": "webhooks",
                         "deliveries": result.events,
-                        "deliveries_set_aside": len(result.rejected),
+                        SET_ASIDE: len(result.rejected),
+                        "set_aside_inbox_ids": dg.MetadataValue.json(sorted(i for i, _ in result.rejected)),
                         "records_inserted": result.counts.inserted,
                         "records_updated": result.counts.updated,
                         "records_unchanged": result.counts.unchanged,
@@ -219,11 +228,14 @@ def apply_events(
             continue
         try:
             row = row_builder(route.table)(account, event.payload)
-        except (ValueError, TypeError, AttributeError) as error:  # e.g. a timestamp without an offset
-            results[name].rejected.append((event.id, f"{type(error).__name__}: {error}"))
+        except Exception as error:  # pure Python on this delivery alone, e.g. a timestamp without an offset
+            results[name].rejected.append((event.id, _why(error)))
             continue
         if any(row[i] is None for i in _key_positions(route.table)):
             results[name].rejected.append((event.id, "payload has no value for the table's key"))
+            continue
+        if (misplaced := _misplaced_structure(route.table, row)) is not None:
+            results[name].rejected.append((event.id, f"{misplaced} holds an object or a list"))
             continue
         upserts[name].append((event, row))
     for name, items in upserts.items():
@@ -238,6 +250,42 @@ def _key_positions(table: sa.Table) -> list[int]:
     return [columns.index(k) for k in key_columns(table)]
 
 
+def _misplaced_structure(table: sa.Table, row: tuple) -> str | None:
+    """The first column that is not jsonb yet got an object or a list, if any (row_builder has
+    already turned jsonb values, `raw` included, into JSON text). A list would be written as an
+    array literal, an object cannot be written, and either cannot be a key."""
+    for name, value in zip(data_columns(table), row, strict=True):
+        if isinstance(value, dict | list | tuple):
+            return name
+    return None
+
+
+# SQLSTATEs that say the schema or the server is wrong, not the delivery: undefined table/column,
+# missing privilege, undefined schema.
+_NOT_THE_DELIVERY = frozenset({"42P01", "42703", "42501", "3F000"})
+
+
+def _refused(conn: psycopg.Connection, error: Exception) -> bool:
+    """Whether a failed write of deliveries is down to their values (set them aside) rather than
+    to the database's health (fail the run, so it is retried)."""
+    if conn.broken or conn.closed:
+        return False
+    if not isinstance(error, psycopg.Error):  # adapting a value in Python: TypeError, ValueError, ...
+        return isinstance(error, TypeError | ValueError | OverflowError | RecursionError)
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError | psycopg.InternalError):
+        # Cancelled, locked, out of resources, shutting down: transient. Class 54 (a value too
+        # large for an index row, too many columns) is the value's doing.
+        return (error.sqlstate or "").startswith("54")
+    return error.sqlstate not in _NOT_THE_DELIVERY  # data, integrity, operator/type mismatch, adaptation
+
+
+def _why(error: Exception) -> str:
+    """A short reason for the log and the inbox row (the database's first message line)."""
+    diag = getattr(error, "diag", None)
+    message = (diag.message_primary if diag is not None else None) or str(error)
+    return f"{type(error).__name__}: {message}"[:500]
+
+
 def _write(conn: psycopg.Connection, writer: UpsertWriter, items: list[tuple[inbox.InboxEvent, tuple]],
            result: RouteResult) -> None:
     """One batch; if the database refuses it, row by row, setting aside the rows it refuses."""
@@ -245,14 +293,17 @@ def _write(conn: psycopg.Connection, writer: UpsertWriter, items: list[tuple[inb
         with conn.transaction():  # a savepoint: the caller's transaction survives a refusal
             result.counts += writer.write_batch(conn, [row for _, row in items])
         return
-    except (psycopg.DataError, psycopg.IntegrityError):
-        pass
-    for event, row in items:
+    except Exception as error:
+        if not _refused(conn, error):
+            raise
+    for event, row in items:  # each in its own savepoint: a refused one never takes the next with it
         try:
             with conn.transaction():
                 result.counts += writer.write_batch(conn, [row])
-        except (psycopg.DataError, psycopg.IntegrityError) as error:
-            result.rejected.append((event.id, f"{type(error).__name__}: {error.diag.message_primary}"))
+        except Exception as error:
+            if not _refused(conn, error):
+                raise
+            result.rejected.append((event.id, _why(error)))
 
 
 def _delete(conn: psycopg.Connection, account: str, route: Route, event: inbox.InboxEvent,
@@ -261,6 +312,12 @@ def _delete(conn: psycopg.Connection, account: str, route: Route, event: inbox.I
     record_id = event.payload.get(route.id_path) if isinstance(event.payload, dict) else None
     if record_id is None:
         result.rejected.append((event.id, f"delete without {route.id_path!r}"))
+        return
+    if isinstance(record_id, float) and record_id.is_integer():
+        record_id = int(record_id)
+    if isinstance(record_id, bool) or not isinstance(record_id, int | str):
+        # An object, a list, true/false or a fraction names no record (and would not even compare).
+        result.rejected.append((event.id, f"delete whose {route.id_path!r} is not a number or a string"))
         return
     when = event.triggered_at or datetime.now(UTC)
     table, key_ident = qualified(route.table), sql.Identifier(key)
@@ -276,8 +333,10 @@ def _delete(conn: psycopg.Connection, account: str, route: Route, event: inbox.I
                         " ON CONFLICT DO NOTHING").format(table, key_ident),
                 (account, record_id, psycopg.types.json.Jsonb(event.payload), when),
             ).rowcount
-    except (psycopg.DataError, psycopg.IntegrityError) as error:
-        result.rejected.append((event.id, f"{type(error).__name__}: {error.diag.message_primary}"))
+    except Exception as error:
+        if not _refused(conn, error):
+            raise
+        result.rejected.append((event.id, _why(error)))
         return
     result.deleted += deleted
     result.tombstones += tombstones

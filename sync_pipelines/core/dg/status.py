@@ -3,9 +3,9 @@ run and event storage — there is no sync_logs table.
 
 Per provider and account over the last N days: runs, success rate, last success, last failure
 with its message, duration percentiles, records written (inserted + updated, from the
-materialization metadata) and data freshness (time since the last successful run). At most
-`limit` runs are read, newest first, so a busy period drops the oldest runs, never the latest
-outcome; rows then say `truncated`.
+materialization metadata), webhook deliveries set aside and data freshness (time since the last
+successful run). At most `limit` runs are read, newest first, so a busy period drops the oldest
+runs, never the latest outcome; rows then say `truncated`.
 """
 
 import statistics
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from sync_pipelines.core.dg.runs import account_of, provider_of
-from sync_pipelines.core.report import WRITTEN
+from sync_pipelines.core.report import SET_ASIDE, WRITTEN
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
 
@@ -30,6 +30,7 @@ class AccountStatus:
     last_failure_at: datetime | None = None
     last_failure: str | None = None
     records_written: int = 0
+    deliveries_set_aside: int = 0  # real-time runs: deliveries that could not be applied, kept in the inbox
     truncated: bool = False  # the run limit cut off older runs: counts cover only the newest
     durations: list[float] = field(default_factory=list, repr=False)
 
@@ -66,14 +67,17 @@ def failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
     return "see the run's logs"
 
 
-def _records_written(instance: dg.DagsterInstance, run_id: str) -> int:
-    total = 0
+def _materialized_totals(instance: dg.DagsterInstance, run_id: str) -> tuple[int, int]:
+    """(records written, deliveries set aside) over a run's materializations."""
+    written = set_aside = 0
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
         meta = record.dagster_event.event_specific_data.materialization.metadata
         for key in WRITTEN:  # the names every report uses (core.report), whatever the provider
             value = meta.get(key)
-            total += int(value.value) if value is not None else 0
-    return total
+            written += int(value.value) if value is not None else 0
+        value = meta.get(SET_ASIDE)
+        set_aside += int(value.value) if value is not None else 0
+    return written, set_aside
 
 
 def status_report(instance: dg.DagsterInstance, *, days: int = 7, provider: str | None = None,
@@ -99,7 +103,9 @@ def status_report(instance: dg.DagsterInstance, *, days: int = 7, provider: str 
             status.durations.append(record.end_time - record.start_time)
         if run.status == dg.DagsterRunStatus.SUCCESS:
             status.last_success_at = ended
-            status.records_written += _records_written(instance, run.run_id)
+            written, set_aside = _materialized_totals(instance, run.run_id)
+            status.records_written += written
+            status.deliveries_set_aside += set_aside
         else:
             status.failures += 1
             status.last_failure_at = ended
@@ -119,7 +125,8 @@ def render_table(rows: list[AccountStatus], now: datetime) -> str:
         lines.append(
             f"| {r.provider} | {r.account or '-'} | {r.runs} | {r.success_rate:.0%} | {d['last_success_at'] or '-'}"
             f" | {p50 and round(p50, 1) or '-'} | {p95 and round(p95, 1) or '-'} | {r.records_written}"
-            f" | {(r.last_failure or '-').replace('|', '/')[:80]} |"
+            + (f" ({r.deliveries_set_aside} deliveries set aside)" if r.deliveries_set_aside else "")
+            + f" | {(r.last_failure or '-').replace('|', '/')[:80]} |"
         )
     if any(r.truncated for r in rows):
         lines.append("\n_Run limit reached: only the newest runs were read; older runs in the period are not counted._")

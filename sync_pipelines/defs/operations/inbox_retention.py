@@ -1,5 +1,6 @@
 """Inbox retention: processed webhook deliveries and external triggers, and recorded rejections,
-of every provider are deleted once they are old; nothing unprocessed is ever deleted.
+of every provider are deleted once they are old; nothing unprocessed is ever deleted. Accepted
+trigger tokens are forgotten once expired.
 
 The inbox belongs to no provider, so neither does its upkeep: it is this job, on its own schedule
 (daily 02:00 UTC), with its own settings (run config, editable in the Launchpad).
@@ -30,8 +31,10 @@ def purge_inbox(context: dg.OpExecutionContext, config: InboxRetentionConfig) ->
         ensure_tables(conn, inbox.TABLES)
         deliveries = inbox.purge_processed(conn, timedelta(days=config.processed_older_than_days))
         rejections = inbox.purge_rejections(conn, timedelta(days=config.rejections_older_than_days))
+        tokens = inbox.purge_expired_tokens(conn)  # an expired token no longer verifies: nothing to replay
     context.log.info(f"purged {deliveries} processed inbox rows older than {config.processed_older_than_days}"
-                     f" days and {rejections} rejections older than {config.rejections_older_than_days} days")
+                     f" days, {rejections} rejections older than {config.rejections_older_than_days} days"
+                     f" and {tokens} expired trigger tokens")
 
 
 @dg.job(name="inbox_retention", executor_def=dg.in_process_executor,
