@@ -19,13 +19,14 @@ import sys
 from typing import Any
 
 from sync_pipelines.sandbox import shopify as sandbox
+from sync_pipelines.sandbox.shopify import data as sandbox_data
 
 _CITIES = (("Zürich", "CH", "8001", "Zürich"), ("São Paulo", "BR", "01310-100", "SP"),
            ("New York", "US", "10001", "NY"), ("Montréal", "CA", "H2X 1Y4", "QC"),
            ("Köln", "DE", "50667", "NW"), ("Kraków", "PL", "30-001", "MA"))
 _STREETS = ("Bahnhofstrasse 1", "Avenida Paulista 1578", "350 5th Ave", 'Rue "Sainte-Catherine" 12',
             "Hohe Straße 3\\b", "ul. Floriańska 15")
-_slim_order = sandbox._RENDER["orders"]
+_slim_order = sandbox_data.RENDER["orders"]
 
 
 def _money_set(amount: str | None, currency: str) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def full_order(shop: Any, order: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sandbox._RENDER["orders"] = full_order
+    sandbox_data.RENDER["orders"] = full_order
     return sandbox.main(argv)
 
 

@@ -11,7 +11,8 @@ from benchmarks import shopify_rowpath as bench
 from benchmarks.shopify_full_orders import full_order
 from sync_pipelines.core import entities, http, rowcodec, sync
 from sync_pipelines.defs.shopify.tables import ORDERS
-from sync_pipelines.sandbox.shopify import _RENDER, ShopifySandbox
+from sync_pipelines.sandbox.shopify import ShopifySandbox
+from sync_pipelines.sandbox.shopify.data import RENDER as _RENDER
 
 
 @pytest.fixture(scope="module")
