@@ -10,6 +10,7 @@ dagster or the pipelines.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 import random
 import threading
 from typing import Any, ClassVar
@@ -51,7 +52,7 @@ def json_response(payload: Any, status: int, headers: dict[str, str] | None = No
     return Response(dumps(payload), status, headers=headers, media_type=media_type)
 
 
-class ProviderSandbox:
+class ProviderSandbox(ABC):
     """In-memory accounts of one provider behind a Starlette app (``.app``).
 
     A subclass names itself (``provider``, ``account_kind``, ``stats_by``, ``unknown_account``),
@@ -86,9 +87,9 @@ class ProviderSandbox:
         with self._lock:
             return list(self._accounts)
 
+    @abstractmethod
     def drift(self, key: str) -> dict[str, Any]:
         """A small random mix of mutations on one account, like a live account between two syncs."""
-        raise NotImplementedError
 
     def start_drift(self, interval_seconds: float) -> None:
         """Drift every account every ``interval_seconds`` on a daemon thread (``dev`` mode)."""
@@ -122,17 +123,17 @@ class ProviderSandbox:
                    for path, handler, methods in [*common, *self._control_table()]]
         return Starlette(routes=[*self._api_routes(), *control])
 
+    @abstractmethod
     def _api_routes(self) -> list[Route]:
         """The provider's API."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _control_table(self) -> list[ControlRoute]:
         """The provider's own ``/_sandbox/*`` endpoints (see `control_endpoint`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _health(self) -> dict[str, Any]:
         """What /_sandbox/health adds to status and provider."""
-        raise NotImplementedError
 
     def _ctl_health(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         return {"status": "ok", "provider": self.provider, **self._health()}
