@@ -251,6 +251,51 @@ def stale_accounts(conn: psycopg.Connection, provider: str, older_than: timedelt
     return {account: int(newest) for account, newest in rows}
 
 
+def newest_after(conn: psycopg.Connection, provider: str, after_id: int) -> int | None:
+    """The newest inbox id above `after_id`, or None: all a sensor needs to know that something
+    arrived (the run reads the deliveries themselves)."""
+    ensure_inbox_tables(conn)
+    row = conn.execute("SELECT max(id) FROM sync.inbox WHERE provider = %s AND id > %s",
+                       (provider, after_id)).fetchone()
+    return int(row[0]) if row[0] is not None else None
+
+
+def has_stale(conn: psycopg.Connection, provider: str, older_than: timedelta) -> bool:
+    """Whether a delivery has been pending longer than `older_than` (its run failed or never ran)."""
+    ensure_inbox_tables(conn)
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM sync.inbox WHERE provider = %s AND processed_at IS NULL"
+        " AND received_at < now() - %s)", (provider, older_than)).fetchone()[0]
+
+
+def pending_accounts(conn: psycopg.Connection, provider: str, *, up_to_id: int | None = None,
+                     accounts: Sequence[str] | None = None) -> list[tuple[str, int]]:
+    """[(account, pending deliveries)] for every account with something pending, by account;
+    only `accounts` when given."""
+    ensure_inbox_tables(conn)
+    query = ("SELECT account, count(*) FROM sync.inbox WHERE provider = %s AND processed_at IS NULL"
+             " AND id <= %s")
+    params: list[Any] = [provider, up_to_id if up_to_id is not None else 2**63 - 1]
+    if accounts is not None:
+        query += " AND account = ANY(%s)"
+        params.append(list(accounts))
+    rows = conn.execute(query + " GROUP BY account ORDER BY account", params).fetchall()
+    return [(account, int(count)) for account, count in rows]
+
+
+def claim(conn: psycopg.Connection, provider: str, accounts: Sequence[str],
+          up_to_id: int | None = None) -> list[InboxEvent]:
+    """Unprocessed deliveries of `accounts`, oldest first, locked until the caller's transaction
+    ends. Rows another run holds are skipped, not waited for: that run applies them, and two
+    runs never apply one delivery (the second no longer sees it pending once the first commits)."""
+    ensure_inbox_tables(conn)
+    query = (f"SELECT {_COLUMNS} FROM sync.inbox WHERE provider = %s AND account = ANY(%s)"
+             " AND processed_at IS NULL AND id <= %s ORDER BY id FOR UPDATE SKIP LOCKED")
+    upper = up_to_id if up_to_id is not None else 2**63 - 1
+    with conn.cursor(row_factory=class_row(InboxEvent)) as cur:
+        return cur.execute(query, (provider, list(accounts), upper)).fetchall()
+
+
 _BACKLOG = (
     "SELECT count(*), extract(epoch FROM now() - min(received_at)) FROM sync.inbox WHERE processed_at IS NULL"
 )

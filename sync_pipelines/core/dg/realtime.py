@@ -1,11 +1,22 @@
-"""The real-time flow: inbox → sensor → one run per account → payloads applied, newer wins.
+"""The real-time flow: inbox → sensor → a bounded number of runs, each applying many accounts.
 
-The receiver has already verified, de-duplicated and stored each delivery. The sensor's cursor is
-the last inbox id it has turned into run requests; run keys name the batch (account + last id), so
-a re-delivered batch is never lost and a retried tick never launches the same batch twice. The run
-applies every still-pending event of its account up to that id and marks them processed in the
-same transaction, so delivery is at-least-once and applying twice is harmless (the upsert keeps the
-newest version by the provider's updated-at).
+The receiver has already verified, de-duplicated and stored each delivery. Each tick the sensor
+asks for at most one run per provider, whatever the number of accounts: a run applies every
+delivery pending when it starts, for every account, so while one run is still waiting in the queue
+the sensor asks for none (that run will apply what arrived meanwhile). Run keys name the newest
+inbox id seen, so a retried tick never launches the same batch twice; deliveries left pending by a
+failed run are swept after `STALE_AFTER`. Runs are told apart from sync runs by their tags
+(`sync/webhooks: <provider>`, `sync/trigger: webhook`, not `sync/provider`: they never call the
+provider's API, so they stay out of its concurrency limit, and `dagster/priority` puts them ahead
+in the run queue).
+
+Inside a run, accounts are applied in transactions of up to `EVENTS_PER_TRANSACTION` deliveries;
+a transaction that fails is retried account by account, so one account whose rows are locked or
+whose write fails never holds back the others. Its deliveries stay pending, it is named in the
+run's failure (which the op's RetryPolicy retries: only what is still pending is applied again),
+and every account that was applied gets its own materializations (partition = account), so the
+UI still answers "when did shop X last change". Delivery is at-least-once and applying twice is
+harmless (the upsert keeps the newest version by the provider's updated-at).
 
 A delivery that cannot be applied (a payload without its id, an object where a number or text
 belongs, a value the table refuses — whatever its own values make fail) is set aside: marked
@@ -13,7 +24,8 @@ processed with the reason kept on its inbox row (`set_aside`), counted as a reje
 (`unapplicable`, which the webhook health report reads), listed by inbox id in the run's
 materialization metadata (`set_aside_inbox_ids`) and logged — so it never blocks the deliveries
 after it. Failures that say the database is unwell (connection lost, statement cancelled, a table
-missing) are not the delivery's fault: they fail the run, which is retried.
+missing) are not the delivery's fault: they fail the account (or the run, when the connection is
+gone), which is retried.
 
 A delete for a record not stored yet leaves a tombstone row (`deleted_at` set, no other values),
 so a create delivered late does not bring the record back.
@@ -22,7 +34,7 @@ so a create delivered late does not bring the record back.
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -33,13 +45,18 @@ from psycopg import sql
 
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, qualified
-from sync_pipelines.core.entities import data_columns, key_columns, row_builder
 from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.dg.runs import TRIGGER_TAG, WEBHOOKS_TAG
+from sync_pipelines.core.entities import data_columns, key_columns, row_builder
 from sync_pipelines.core.report import SET_ASIDE
 from sync_pipelines.core.webhooks import WebhookDeclaration
 from sync_pipelines.core.writer import UpsertWriter, WriteCounts
 
 STALE_AFTER = timedelta(minutes=5)
+EVENTS_PER_TRANSACTION = 2_000  # deliveries applied in one transaction (whole accounts, at least one)
+LOCK_TIMEOUT = "5s"  # an account whose rows another transaction holds longer is retried later
+PRIORITY = "10"  # webhook runs leave the run queue before sync runs (default priority 0)
+_WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 
 
 @dataclass(frozen=True)
@@ -75,118 +92,196 @@ def declared_routes(webhooks: WebhookDeclaration) -> tuple[dict[str, Route], Cal
 
 
 def build_inbox_sensor(
-    provider: str, job: dg.JobDefinition, *, minimum_interval_seconds: int = 5, batch_limit: int = 5_000
+    provider: str, job: dg.JobDefinition, *, minimum_interval_seconds: int = 5
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{provider}_inbox_sensor",
         job=job,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Launches a run per {provider} account with new webhook deliveries in the inbox.",
+        description=f"Asks for one run applying every {provider} account's new webhook deliveries"
+                    " (none while such a run still waits to start).",
     )
     def inbox_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
         after = int(context.cursor or 0)
         with app_db.connect() as conn:
-            ensure_tables(conn, inbox.TABLES)
-            events = inbox.read_after(conn, provider, after, limit=batch_limit)
-            stale = inbox.stale_accounts(conn, provider, older_than=STALE_AFTER)
-        newest: dict[str, int] = {}
-        for event in events:
-            newest[event.account] = max(newest.get(event.account, 0), event.id)
-        requests = [_apply_request(provider, account, up_to) for account, up_to in sorted(newest.items())]
-        # Pending events whose run failed or never ran: ask again (keyed by the 5-minute bucket).
-        bucket = int(datetime.now(UTC).timestamp() // STALE_AFTER.total_seconds())
-        requests += [
-            _apply_request(provider, account, up_to, sweep=bucket)
-            for account, up_to in sorted(stale.items())
-            if account not in newest
-        ]
-        cursor = str(max((e.id for e in events), default=after))
-        if not requests:
+            newest = inbox.newest_after(conn, provider, after)
+            stale = newest is None and inbox.has_stale(conn, provider, older_than=STALE_AFTER)
+        cursor = str(newest if newest is not None else after)
+        if newest is None and not stale:
             return dg.SensorResult(skip_reason=dg.SkipReason("no new deliveries"), cursor=cursor)
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
+        waiting = context.instance.get_run_records(
+            dg.RunsFilter(job_name=job.name, statuses=_WAITING), limit=1)
+        if waiting:
+            return dg.SensorResult(cursor=cursor, skip_reason=dg.SkipReason(
+                f"run {waiting[0].dagster_run.run_id} has not started yet; it applies these deliveries too"))
+        if newest is not None:
+            key = f"{provider}:inbox:{newest}"
+        else:  # pending deliveries whose run failed or never ran: ask again, once per 5-minute bucket
+            key = f"{provider}:sweep:{int(datetime.now(UTC).timestamp() // STALE_AFTER.total_seconds())}"
+        return dg.SensorResult(run_requests=[apply_request(provider, key)], cursor=cursor)
 
     return inbox_sensor
 
 
-def _apply_request(provider: str, account: str, up_to: int, sweep: int | None = None) -> dg.RunRequest:
-    key = f"{provider}:{account}:{up_to}" + (f":sweep{sweep}" if sweep is not None else "")
+def apply_request(provider: str, run_key: str, accounts: Sequence[str] | None = None) -> dg.RunRequest:
+    """A run applying the pending deliveries of `accounts` (all accounts when None)."""
+    config: dict = {} if accounts is None else {"accounts": list(accounts)}
     return dg.RunRequest(
-        run_key=key,
-        run_config={"ops": {f"apply_{provider}_webhooks": {"config": {"account": account, "up_to_id": up_to}}}},
-        tags={"sync/provider": provider, "sync/account": account, "sync/trigger": "webhook"},
+        run_key=run_key,
+        run_config={"ops": {f"apply_{provider}_webhooks": {"config": config}}},
+        tags={WEBHOOKS_TAG: provider, TRIGGER_TAG: "webhook", "dagster/priority": PRIORITY},
     )
 
 
 class ApplyConfig(dg.Config):
-    account: str
-    """The account (e.g. shop domain) whose pending deliveries to apply."""
-    up_to_id: int
-    """Apply pending inbox events with id up to this one."""
+    accounts: list[str] | None = None
+    """Only these accounts (e.g. shop domains); unset: every account with pending deliveries."""
+    up_to_id: int | None = None
+    """Only deliveries with inbox id up to this one; unset: everything pending when the run starts."""
 
 
-def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callable[[str], str]) -> dg.JobDefinition:
-    """A job applying an account's pending deliveries; `topic_of` maps a topic to a route name."""
+@dataclass
+class AccountsApplied:
+    """What one run did: results per (account, route name), applied events, failed accounts."""
+
+    results: dict[tuple[str, str], "RouteResult"] = field(default_factory=dict)
+    events: list[inbox.InboxEvent] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # account → why
+
+
+APPLY_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callable[[str], str], *,
+                    retry_policy: dg.RetryPolicy | None = APPLY_RETRY_POLICY) -> dg.JobDefinition:
+    """A job applying pending deliveries of many accounts; `topic_of` maps a topic to a route name."""
     tables = sorted({r.table for r in routes.values()}, key=lambda t: t.fullname)
 
     @dg.op(
         name=f"apply_{provider}_webhooks",
         required_resource_keys={"app_db"},
-        retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-        tags={"sync/provider": provider},
+        retry_policy=retry_policy,
+        tags={WEBHOOKS_TAG: provider},
+        out={},
     )
-    def apply_webhooks(context: dg.OpExecutionContext, config: ApplyConfig) -> None:
+    def apply_webhooks(context: dg.OpExecutionContext, config: ApplyConfig) -> Iterator[dg.AssetMaterialization]:
         app_db: AppDatabase = context.resources.app_db
+        done = AccountsApplied()
         with app_db.connect() as conn:
             ensure_tables(conn, [*tables, *inbox.TABLES])
-            with conn.transaction():
-                events = inbox.pending(conn, provider, config.account, up_to_id=config.up_to_id, lock=True)
-                counts = apply_events(conn, config.account, events, routes, topic_of)
-                inbox.mark_processed(conn, [e.id for e in events], context.run_id)
-                set_aside = sorted(rejected for result in counts.values() for rejected in result.rejected)
-                inbox.mark_set_aside(conn, set_aside)
-                for event_id, reason in set_aside:
-                    inbox.record_rejection(conn, provider, "unapplicable", config.account)
-                    context.log.warning(f"{provider} [{config.account}]: inbox id {event_id} set aside: {reason}")
-        now = datetime.now(UTC)
-        lags = [(now - e.triggered_at).total_seconds() for e in events if e.triggered_at]
-        by_asset: dict[dg.AssetKey, RouteResult] = defaultdict(RouteResult)
-        for name, result in counts.items():  # an entity's upsert and delete routes: one materialization
-            by_asset[routes[name].asset_key].merge(result)
-        for asset_key, result in by_asset.items():
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=asset_key,
-                    partition=config.account,
-                    description=f"{result.events} webhook deliveries applied",
-                    metadata={
-                        "source": "webhooks",
-                        "deliveries": result.events,
-                        SET_ASIDE: len(result.rejected),
-                        "set_aside_inbox_ids": dg.MetadataValue.json(sorted(i for i, _ in result.rejected)),
-                        "records_inserted": result.counts.inserted,
-                        "records_updated": result.counts.updated,
-                        "records_unchanged": result.counts.unchanged,
-                        "records_deleted": result.deleted,
-                        "tombstones_written": result.tombstones,
-                    },
-                )
+            plan = inbox.pending_accounts(conn, provider, up_to_id=config.up_to_id, accounts=config.accounts)
+            for accounts in _transactions(plan):
+                _apply_accounts(context, conn, provider, accounts, config.up_to_id, routes, topic_of, done)
+        yield from _materializations(routes, done)  # yielded, so stored even when the step then fails
+        _log_summary(context, provider, done)
+        if done.failed:
+            listed = "; ".join(f"{account}: {why}" for account, why in sorted(done.failed.items())[:5])
+            raise dg.Failure(
+                description=f"{provider}: {len(done.failed)} of {len(plan)} accounts not applied (their deliveries"
+                            f" stay pending and are retried): {listed}",
+                metadata={"failed_accounts": dg.MetadataValue.json(done.failed)},
             )
-        context.log.info(
-            f"{provider} [{config.account}]: applied {len(events)} deliveries"
-            + (f", lag p50 {statistics.median(lags):.2f}s max {max(lags):.2f}s" if lags else "")
-        )
 
     @dg.job(
         name=f"{provider}_apply_webhooks",
         executor_def=dg.in_process_executor,
-        tags={"sync/provider": provider},
-        description=f"Applies verified {provider} webhook deliveries from the inbox (launched by the inbox sensor).",
+        tags={WEBHOOKS_TAG: provider, TRIGGER_TAG: "webhook"},
+        description=f"Applies verified {provider} webhook deliveries of every account from the inbox"
+                    " (launched by the inbox sensor).",
     )
     def apply_job():
         apply_webhooks()
 
     return apply_job
+
+
+def _transactions(plan: Sequence[tuple[str, int]]) -> Iterator[list[str]]:
+    """Accounts grouped so each group holds up to EVENTS_PER_TRANSACTION deliveries (an account is
+    never split; one with more than that is a group of its own)."""
+    group: list[str] = []
+    size = 0
+    for account, count in plan:
+        if group and size + count > EVENTS_PER_TRANSACTION:
+            yield group
+            group, size = [], 0
+        group.append(account)
+        size += count
+    if group:
+        yield group
+
+
+def _apply_accounts(context: dg.OpExecutionContext, conn: psycopg.Connection, provider: str, accounts: list[str],
+                    up_to_id: int | None, routes: Mapping[str, Route], topic_of: Callable[[str], str],
+                    done: AccountsApplied) -> None:
+    """Apply `accounts` in one transaction; if it fails, each account alone, so a failing one is
+    named and skipped. A lost connection fails the run (nothing else can be applied either)."""
+    try:
+        _apply_in_transaction(context, conn, provider, accounts, up_to_id, routes, topic_of, done)
+        return
+    except Exception as error:
+        if conn.broken or conn.closed:
+            raise
+        if len(accounts) == 1:
+            done.failed[accounts[0]] = _why(error)
+            context.log.error(f"{provider} [{accounts[0]}]: deliveries not applied, left pending: {_why(error)}")
+            return
+    for account in accounts:
+        _apply_accounts(context, conn, provider, [account], up_to_id, routes, topic_of, done)
+
+
+def _apply_in_transaction(context: dg.OpExecutionContext, conn: psycopg.Connection, provider: str,
+                          accounts: list[str], up_to_id: int | None, routes: Mapping[str, Route],
+                          topic_of: Callable[[str], str], done: AccountsApplied) -> None:
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+        events = inbox.claim(conn, provider, accounts, up_to_id)
+        results = apply_events(conn, events, routes, topic_of)
+        inbox.mark_processed(conn, [e.id for e in events], context.run_id)
+        account_of = {e.id: e.account for e in events}
+        set_aside = sorted(rejected for result in results.values() for rejected in result.rejected)
+        inbox.mark_set_aside(conn, set_aside)
+        for event_id, reason in set_aside:
+            inbox.record_rejection(conn, provider, "unapplicable", account_of[event_id])
+    for event_id, reason in set_aside:  # logged once committed
+        context.log.warning(f"{provider} [{account_of[event_id]}]: inbox id {event_id} set aside: {reason}")
+    done.events += events
+    done.results.update(results)
+
+
+def _materializations(routes: Mapping[str, Route], done: AccountsApplied) -> Iterator[dg.AssetMaterialization]:
+    """One materialization per (entity, account) applied: an entity's upsert and delete routes are one."""
+    by_asset: dict[tuple[dg.AssetKey, str], RouteResult] = defaultdict(RouteResult)
+    for (account, name), result in done.results.items():
+        by_asset[(routes[name].asset_key, account)].merge(result)
+    for (asset_key, account), result in sorted(by_asset.items(), key=lambda item: (item[0][1], item[0][0].path)):
+        yield dg.AssetMaterialization(
+            asset_key=asset_key,
+            partition=account,
+            description=f"{result.events} webhook deliveries applied",
+            metadata={
+                "source": "webhooks",
+                "deliveries": result.events,
+                SET_ASIDE: len(result.rejected),
+                "set_aside_inbox_ids": dg.MetadataValue.json(sorted(i for i, _ in result.rejected)),
+                "records_inserted": result.counts.inserted,
+                "records_updated": result.counts.updated,
+                "records_unchanged": result.counts.unchanged,
+                "records_deleted": result.deleted,
+                "tombstones_written": result.tombstones,
+            },
+        )
+
+
+def _log_summary(context: dg.OpExecutionContext, provider: str, done: AccountsApplied) -> None:
+    now = datetime.now(UTC)
+    lags = [(now - e.triggered_at).total_seconds() for e in done.events if e.triggered_at]
+    accounts = {e.account for e in done.events}
+    context.log.info(
+        f"{provider}: applied {len(done.events)} deliveries of {len(accounts)} accounts"
+        + (f", {len(done.failed)} accounts failed" if done.failed else "")
+        + (f"; lag p50 {statistics.median(lags):.2f}s max {max(lags):.2f}s" if lags else "")
+    )
 
 
 @dataclass
@@ -207,13 +302,30 @@ class RouteResult:
 
 def apply_events(
     conn: psycopg.Connection,
+    events: Sequence[inbox.InboxEvent],
+    routes: Mapping[str, Route],
+    topic_of: Callable[[str], str],
+) -> dict[tuple[str, str], RouteResult]:
+    """Apply deliveries inside the caller's transaction, results per (account, route name).
+    A delivery that cannot be applied is reported in `rejected` instead of failing the batch."""
+    by_account: dict[str, list[inbox.InboxEvent]] = defaultdict(list)
+    for event in events:  # oldest first within each account
+        by_account[event.account].append(event)
+    results: dict[tuple[str, str], RouteResult] = {}
+    for account, mine in by_account.items():
+        for name, result in _apply_account(conn, account, mine, routes, topic_of).items():
+            results[(account, name)] = result
+    return results
+
+
+def _apply_account(
+    conn: psycopg.Connection,
     account: str,
     events: Sequence[inbox.InboxEvent],
     routes: Mapping[str, Route],
     topic_of: Callable[[str], str],
 ) -> dict[str, RouteResult]:
-    """Apply deliveries inside the caller's transaction: upserts batched per table, then deletes.
-    A delivery that cannot be applied is reported in `rejected` instead of failing the batch."""
+    """One account's deliveries: upserts batched per table (the counts are the account's), then deletes."""
     results: dict[str, RouteResult] = defaultdict(RouteResult)
     upserts: dict[str, list[tuple[inbox.InboxEvent, tuple]]] = defaultdict(list)
     deletes: list[tuple[str, inbox.InboxEvent]] = []

@@ -1,7 +1,8 @@
 """The sync status report (the seeds' "GET sync status / history / metrics"), read from Dagster's
 run and event storage — there is no sync_logs table.
 
-Per provider and account over the last N days: runs, success rate, last success, last failure
+Per provider, account and kind (`sync` runs of one account; `webhooks` runs, which apply many
+accounts' deliveries and appear as one row per provider) over the last N days: runs, success rate, last success, last failure
 with its message, duration percentiles, records written (inserted + updated, from the
 materialization metadata), webhook deliveries set aside and data freshness (time since the last
 successful run). At most `limit` runs are read, newest first, so a busy period drops the oldest
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from sync_pipelines.core.dg.runs import account_of, provider_of
+from sync_pipelines.core.dg.runs import PROVIDER_TAG, WEBHOOKS, WEBHOOKS_TAG, account_of, kind_of, provider_of
 from sync_pipelines.core.report import SET_ASIDE, WRITTEN
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
@@ -24,6 +25,7 @@ _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
 class AccountStatus:
     provider: str
     account: str
+    kind: str = "sync"  # or "webhooks"
     runs: int = 0
     failures: int = 0
     last_success_at: datetime | None = None
@@ -83,20 +85,23 @@ def _materialized_totals(instance: dg.DagsterInstance, run_id: str) -> tuple[int
 def status_report(instance: dg.DagsterInstance, *, days: int = 7, provider: str | None = None,
                   limit: int = 5_000) -> list[AccountStatus]:
     since = datetime.now(UTC) - timedelta(days=days)
-    tags = {"sync/provider": provider} if provider else None
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(statuses=_FINISHED, created_after=since, tags=tags),
-        limit=limit + 1, order_by="create_timestamp", ascending=False,
-    )
+    records = []
+    for tags in ([{PROVIDER_TAG: provider}, {WEBHOOKS_TAG: provider}] if provider else [None]):
+        records += instance.get_run_records(
+            filters=dg.RunsFilter(statuses=_FINISHED, created_after=since, tags=tags),
+            limit=limit + 1, order_by="create_timestamp", ascending=False,
+        )
+    records.sort(key=lambda r: r.create_timestamp, reverse=True)
     truncated, records = len(records) > limit, records[:limit]
-    found: dict[tuple[str, str], AccountStatus] = {}
+    found: dict[tuple[str, str, str], AccountStatus] = {}
     for record in reversed(records):  # oldest first, so the last run seen is the latest
         run = record.dagster_run
         who = provider_of(run)
         if who is None:
             continue
-        account = account_of(run)
-        status = found.setdefault((who, account), AccountStatus(who, account))
+        kind = kind_of(run)
+        account = "" if kind == WEBHOOKS else account_of(run)
+        status = found.setdefault((who, account, kind), AccountStatus(who, account, kind))
         status.runs += 1
         ended = datetime.fromtimestamp(record.end_time, UTC) if record.end_time else record.update_timestamp
         if record.start_time and record.end_time:
@@ -112,18 +117,18 @@ def status_report(instance: dg.DagsterInstance, *, days: int = 7, provider: str 
             status.last_failure = failure_reason(instance, run.run_id)
     for status in found.values():
         status.truncated = truncated
-    return sorted(found.values(), key=lambda s: (s.provider, s.account))
+    return sorted(found.values(), key=lambda s: (s.provider, s.kind, s.account))
 
 
 def render_table(rows: list[AccountStatus], now: datetime) -> str:
     """A Markdown table (the CLI prints it; the status asset attaches it as metadata)."""
-    lines = ["| provider | account | runs | success | last success | p50 s | p95 s | records written | last failure |",
-             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+    lines = ["| provider | account | kind | runs | success | last success | p50 s | p95 s | records written | last failure |",
+             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
     for r in rows:
         d = r.as_dict(now)
         p50, p95 = d["duration_p50_s"], d["duration_p95_s"]
         lines.append(
-            f"| {r.provider} | {r.account or '-'} | {r.runs} | {r.success_rate:.0%} | {d['last_success_at'] or '-'}"
+            f"| {r.provider} | {r.account or ('(all accounts)' if r.kind == WEBHOOKS else '-')} | {r.kind} | {r.runs} | {r.success_rate:.0%} | {d['last_success_at'] or '-'}"
             f" | {p50 and round(p50, 1) or '-'} | {p95 and round(p95, 1) or '-'} | {r.records_written}"
             + (f" ({r.deliveries_set_aside} deliveries set aside)" if r.deliveries_set_aside else "")
             + f" | {(r.last_failure or '-').replace('|', '/')[:80]} |"

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from sync_pipelines.core import inbox
+from sync_pipelines.core.dg.realtime import apply_request
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.dg.status import render_table, status_report
 from sync_pipelines.defs.shopify.management import plan
@@ -32,7 +33,7 @@ def deliver(conn, shop, topic, payload, triggered_at=T0):
 
 
 def apply(instance, shop, up_to_id):
-    config = {"ops": {"apply_shopify_webhooks": {"config": {"account": shop, "up_to_id": up_to_id}}}}
+    config = {"ops": {"apply_shopify_webhooks": {"config": {"accounts": [shop], "up_to_id": up_to_id}}}}
     return apply_job.execute_in_process(run_config=config, instance=instance,
                                         resources={"app_db": AppDatabase()})
 
@@ -183,13 +184,13 @@ def test_set_aside_deliveries_are_counted_in_the_status_report(conn, unique):
     shop = f"status-{unique}.myshopify.com"
     deliver(conn, shop, "orders/create", order(1))
     deliver(conn, shop, "orders/delete", {"id": {"nested": 1}})
-    last = deliver(conn, shop, "orders/updated", order(2, name=["not", "text"]))
-    config = {"ops": {"apply_shopify_webhooks": {"config": {"account": shop, "up_to_id": last}}}}
+    deliver(conn, shop, "orders/updated", order(2, name=["not", "text"]))
+    request = apply_request("shopify", f"test:{unique}", accounts=[shop])
     with dg.instance_for_test() as instance:
         assert apply_job.execute_in_process(  # tagged as the inbox sensor tags its runs
-            run_config=config, instance=instance, resources={"app_db": AppDatabase()},
-            tags={"sync/provider": "shopify", "sync/account": shop, "sync/trigger": "webhook"}).success
-        (row,) = [r for r in status_report(instance, days=1) if r.account == shop]
+            run_config=request.run_config, instance=instance, resources={"app_db": AppDatabase()},
+            tags=request.tags).success
+        (row,) = [r for r in status_report(instance, days=1, provider="shopify")]
         table = render_table([row], datetime.now(UTC))
-    assert (row.records_written, row.deliveries_set_aside) == (1, 2)
-    assert "2 deliveries set aside" in table
+    assert (row.kind, row.account, row.records_written, row.deliveries_set_aside) == ("webhooks", "", 1, 2)
+    assert "| shopify | (all accounts) | webhooks |" in table and "2 deliveries set aside" in table

@@ -44,8 +44,8 @@ def test_random_payloads_never_block_the_batch(conn, deliveries):
                 "id": 4242, "updated_at": "2026-03-01T10:00:00Z", "name": "#4242"})]):
             inbox.append(conn, provider="shopify", account=shop, topic=topic, delivery_id=f"{shop}-{n}",
                          payload=json.dumps(payload))  # JSON text, as the receiver stores the raw body
-        events = inbox.pending(conn, "shopify", shop, lock=True)
-        results = apply_events(conn, shop, events, ROUTES, route_name)
+        events = inbox.claim(conn, "shopify", [shop])
+        results = apply_events(conn, events, ROUTES, route_name)
 
         applied = sum(r.events for r in results.values())
         rejected = [event_id for r in results.values() for event_id, _ in r.rejected]

@@ -71,7 +71,7 @@ def test_webhooks_flow_to_rows_newest_wins_and_deletes_are_soft(
     assert shopify_sandbox.flush(10)
 
     requests, cursor = drain(instance, shopify_client, cursor)
-    assert [r.tags["sync/account"] for r in requests] == [shop]
+    assert [r.tags["sync/webhooks"] for r in requests] == ["shopify"]
     newest = shopify_sandbox.record(shop, "orders", order_id)
     assert conn.execute("SELECT raw FROM shopify.orders WHERE account = %s AND order_id = %s",
                         (shop, order_id)).fetchone()[0] == newest
