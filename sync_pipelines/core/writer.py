@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -111,6 +112,7 @@ class TableWriter:
             " AS SELECT {cols} FROM {target} WITH NO DATA"
         ).format(stage=self.staging, cols=self._cols, target=target.table)
         self._merge = self._merge_statement()
+        self._merge_by: dict[str, sql.Composed] = {}
 
     # -- staging ---------------------------------------------------------------------------
     def create_staging(self, conn: psycopg.Connection) -> None:
@@ -136,6 +138,29 @@ class TableWriter:
                 copy.write_row(row)
         counts = self.merge(conn, len(unique))
         counts.unchanged += len(rows) - len(unique)
+        return counts
+
+    def write_batch_by(self, conn: psycopg.Connection, rows: Sequence[tuple], column: str) -> dict[Any, WriteCounts]:
+        """`write_batch` with the counts per value of `column` (e.g. per account, when one batch
+        holds many accounts' rows): one COPY and one merge, whatever the number of values."""
+        if not rows:
+            return {}
+        position = self.columns.index(column)
+        unique = self._last_per_key(rows)
+        self.create_staging(conn)
+        with conn.cursor().copy(self.copy_statement()) as copy:
+            for row in unique:
+                copy.write_row(row)
+        statement = self._merge_by.get(column)
+        if statement is None:
+            statement = self._merge_by[column] = self._merge_statement(group_by=column)
+        written = {value: (inserted, updated) for value, inserted, updated in conn.execute(statement).fetchall()}
+        counts: dict[Any, WriteCounts] = {}
+        for row in rows:
+            counts.setdefault(row[position], WriteCounts()).unchanged += 1
+        for value, total in counts.items():
+            inserted, updated = written.get(value, (0, 0))
+            total.inserted, total.updated, total.unchanged = inserted, updated, total.unchanged - inserted - updated
         return counts
 
     def merge(self, conn: psycopg.Connection, staged: int) -> WriteCounts:
@@ -193,7 +218,7 @@ class TableWriter:
         return deleted
 
     # -- SQL -------------------------------------------------------------------------------
-    def _merge_statement(self) -> sql.Composed:
+    def _merge_statement(self, group_by: str | None = None) -> sql.Composed:
         t = self.target
         staged = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in self.columns)
         # LATERAL … LIMIT 1: one primary-key probe per staged row (a hash join would scan the
@@ -217,10 +242,14 @@ class TableWriter:
             "WITH written AS ("
             " INSERT INTO {target} AS t ({cols}){overriding} {rows}"
             " ON CONFLICT ({keys}) {action}"
-            " RETURNING (xmax = 0) AS inserted)"
-            " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
+            " RETURNING {returned}(xmax = 0) AS inserted)"
+            " SELECT {grouped}count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
+            "{group}"
         ).format(
             target=t.table, cols=self._cols,
+            returned=sql.SQL("t.{} AS _group, ").format(sql.Identifier(group_by)) if group_by else sql.SQL(""),
+            grouped=sql.SQL("_group, " if group_by else ""),
+            group=sql.SQL(" GROUP BY _group" if group_by else ""),
             # A replica keeps the source's values, also in a GENERATED ALWAYS AS IDENTITY column.
             overriding=sql.SQL(" OVERRIDING SYSTEM VALUE" if t.overriding_system_value else ""),
             rows=rows, keys=sql.SQL(", ").join(map(sql.Identifier, self.keys)), action=action,

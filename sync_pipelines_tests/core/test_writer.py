@@ -175,3 +175,17 @@ def test_without_updated_at_a_soft_delete_is_never_undone_by_a_reread(conn, uniq
     soft_delete(conn, table, 1)
     assert write(conn, table, "a", [{"item_id": 1, "name": "y"}]).updated == 0
     assert conn.execute(f"SELECT name, deleted_at IS NOT NULL FROM t_{unique}.items").fetchone() == ("x", True)
+
+
+def test_one_batch_of_many_accounts_counts_per_account(conn, unique):
+    table = make_table(unique)
+    ensure_tables(conn, [table])
+    write(conn, table, "a", [rec(1), rec(2)])
+    build = row_builder(table)
+    rows = [build("a", rec(1)), build("a", rec(2, name="new", modified="2026-01-02T00:00:00Z")),
+            build("b", rec(1)), build("b", rec(1)), build("c", rec(9))]  # b's second row: a duplicate
+    with conn.transaction():
+        counts = UpsertWriter(table).write_batch_by(conn, rows, "account")
+    as_tuples = {k: (v.inserted, v.updated, v.unchanged) for k, v in counts.items()}
+    assert as_tuples == {"a": (0, 1, 1), "b": (1, 0, 1), "c": (1, 0, 0)}
+    assert conn.execute(f"SELECT count(*) FROM t_{unique}.items").fetchone()[0] == 4

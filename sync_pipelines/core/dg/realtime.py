@@ -306,54 +306,38 @@ def apply_events(
     routes: Mapping[str, Route],
     topic_of: Callable[[str], str],
 ) -> dict[tuple[str, str], RouteResult]:
-    """Apply deliveries inside the caller's transaction, results per (account, route name).
-    A delivery that cannot be applied is reported in `rejected` instead of failing the batch."""
-    by_account: dict[str, list[inbox.InboxEvent]] = defaultdict(list)
-    for event in events:  # oldest first within each account
-        by_account[event.account].append(event)
-    results: dict[tuple[str, str], RouteResult] = {}
-    for account, mine in by_account.items():
-        for name, result in _apply_account(conn, account, mine, routes, topic_of).items():
-            results[(account, name)] = result
-    return results
-
-
-def _apply_account(
-    conn: psycopg.Connection,
-    account: str,
-    events: Sequence[inbox.InboxEvent],
-    routes: Mapping[str, Route],
-    topic_of: Callable[[str], str],
-) -> dict[str, RouteResult]:
-    """One account's deliveries: upserts batched per table (the counts are the account's), then deletes."""
-    results: dict[str, RouteResult] = defaultdict(RouteResult)
+    """Apply deliveries inside the caller's transaction, results per (account, route name):
+    upserts batched per table across accounts (one COPY and one merge, counts per account), then
+    deletes. A delivery that cannot be applied is reported in `rejected` instead of failing the batch."""
+    results: dict[tuple[str, str], RouteResult] = defaultdict(RouteResult)
     upserts: dict[str, list[tuple[inbox.InboxEvent, tuple]]] = defaultdict(list)
     deletes: list[tuple[str, inbox.InboxEvent]] = []
-    for event in events:
+    for event in events:  # oldest first
         name = topic_of(event.topic)
         route = routes.get(name)
         if route is None:
             continue
-        results[name].events += 1
+        result = results[(event.account, name)]
+        result.events += 1
         if route.delete:
             deletes.append((name, event))
             continue
         try:
-            row = row_builder(route.table)(account, event.payload)
+            row = row_builder(route.table)(event.account, event.payload)
         except Exception as error:  # pure Python on this delivery alone, e.g. a timestamp without an offset
-            results[name].rejected.append((event.id, _why(error)))
+            result.rejected.append((event.id, _why(error)))
             continue
         if any(row[i] is None for i in _key_positions(route.table)):
-            results[name].rejected.append((event.id, "payload has no value for the table's key"))
+            result.rejected.append((event.id, "payload has no value for the table's key"))
             continue
         if (misplaced := _misplaced_structure(route.table, row)) is not None:
-            results[name].rejected.append((event.id, f"{misplaced} holds an object or a list"))
+            result.rejected.append((event.id, f"{misplaced} holds an object or a list"))
             continue
         upserts[name].append((event, row))
     for name, items in upserts.items():
-        _write(conn, UpsertWriter(routes[name].table), items, results[name])
+        _write(conn, UpsertWriter(routes[name].table), name, items, results)
     for name, event in deletes:
-        _delete(conn, account, routes[name], event, results[name])
+        _delete(conn, event.account, routes[name], event, results[(event.account, name)])
     return dict(results)
 
 
@@ -398,17 +382,20 @@ def _why(error: Exception) -> str:
     return f"{type(error).__name__}: {message}"[:500]
 
 
-def _write(conn: psycopg.Connection, writer: UpsertWriter, items: list[tuple[inbox.InboxEvent, tuple]],
-           result: RouteResult) -> None:
+def _write(conn: psycopg.Connection, writer: UpsertWriter, name: str, items: list[tuple[inbox.InboxEvent, tuple]],
+           results: Mapping[tuple[str, str], RouteResult]) -> None:
     """One batch; if the database refuses it, row by row, setting aside the rows it refuses."""
     try:
         with conn.transaction():  # a savepoint: the caller's transaction survives a refusal
-            result.counts += writer.write_batch(conn, [row for _, row in items])
+            counts = writer.write_batch_by(conn, [row for _, row in items], "account")
+        for account, written in counts.items():
+            results[(account, name)].counts += written
         return
     except Exception as error:
         if not _refused(conn, error):
             raise
     for event, row in items:  # each in its own savepoint: a refused one never takes the next with it
+        result = results[(event.account, name)]
         try:
             with conn.transaction():
                 result.counts += writer.write_batch(conn, [row])
