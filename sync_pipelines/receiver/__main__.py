@@ -46,6 +46,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"webhook receiver on http://{host}:{args.port} ({args.workers} workers)", flush=True)
         try:
             Multiprocess(config, sockets=[sock]).run()
+        except KeyboardInterrupt:  # the supervisor stopped its workers already
+            pass
         finally:
             sock.close()
         return 0
@@ -53,7 +55,10 @@ def serve(args: argparse.Namespace) -> int:
 
     config = server_config(create_app(), args.host, args.port, limits)
     print(f"webhook receiver on http://{host}:{args.port}", flush=True)
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        pass
     return 0
 
 

@@ -17,6 +17,7 @@ reason), one inbox row per job and message id, each signed token accepted once (
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -85,8 +86,10 @@ class ReceiverState:
         cached = self._accounts.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
-        async with self.db.connection() as aconn:
-            row = await (await aconn.execute(_ACTIVE_ACCOUNT, key)).fetchone()
+        async def read(aconn: psycopg.AsyncConnection):
+            return await (await aconn.execute(_ACTIVE_ACCOUNT, key)).fetchone()
+
+        row = await self.db.run(read)
         active = bool(row and row[0])
         ttl = self.account_cache_seconds if active else min(self.account_cache_seconds, NEGATIVE_CACHE_SECONDS)
         if len(self._accounts) >= MAX_CACHED_ACCOUNTS:
@@ -188,13 +191,13 @@ async def _accept(state: ReceiverState, spec: WebhookDeclaration, request: Reque
     if not await state.account_active(spec.provider, account):
         raise Rejected(403, "unknown_account", account)
     payload = _json_object_text(body, account)
+    store = functools.partial(
+        inbox.append_async, provider=spec.provider, account=account, topic=topic, delivery_id=delivery_id,
+        payload=payload, triggered_at=spec.triggered_at(headers), event_id=spec.event_id(headers),
+        headers=spec.kept_headers(headers),
+    )
     try:
-        async with state.db.connection() as aconn:
-            inbox_id, is_new = await inbox.append_async(
-                aconn, provider=spec.provider, account=account, topic=topic, delivery_id=delivery_id,
-                payload=payload, triggered_at=spec.triggered_at(headers), event_id=spec.event_id(headers),
-                headers=spec.kept_headers(headers),
-            )
+        inbox_id, is_new = await state.db.run(store)
     except psycopg.DataError:  # valid JSON that jsonb refuses, e.g. a \u0000 escape
         raise Rejected(400, "unstorable_json", account) from None
     return JSONResponse({"status": "accepted" if is_new else "duplicate", "id": inbox_id})
@@ -217,18 +220,19 @@ async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, 
     delivery = dict(provider=triggers.PROVIDER, account=job, topic=triggers.TOPIC, delivery_id=delivery_id,
                     payload=payload, triggered_at=verdict.issued_at, event_id=verdict.token_id,
                     headers=triggers.kept_headers(request.headers, verdict.source))
-    replayed = False
+
+    async def store(aconn: psycopg.AsyncConnection) -> tuple[int | None, bool, bool]:
+        if verdict.token_id is not None:  # a signed token (retries included) is accepted once
+            return await inbox.append_once_per_token_async(
+                aconn, token_id=verdict.token_id, expires_at=verdict.expires_at, **delivery)
+        return (*await inbox.append_async(aconn, **delivery), False)
+
     try:
-        async with state.db.connection() as aconn:
-            if verdict.token_id is not None:  # a signed token (retries included) is accepted once
-                inbox_id, is_new, replayed = await inbox.append_once_per_token_async(
-                    aconn, token_id=verdict.token_id, expires_at=verdict.expires_at, **delivery)
-            else:
-                inbox_id, is_new = await inbox.append_async(aconn, **delivery)
+        inbox_id, is_new, replayed = await state.db.run(store)
     except psycopg.errors.UniqueViolation:
         # A token stored as an inbox row's event id before tokens were recorded on their own.
-        async with state.db.connection() as aconn:
-            inbox_id = await inbox.find_by_event_id_async(aconn, triggers.PROVIDER, verdict.token_id)
+        inbox_id = await state.db.run(
+            functools.partial(inbox.find_by_event_id_async, provider=triggers.PROVIDER, event_id=verdict.token_id))
         replayed = True
     except psycopg.DataError:
         raise Rejected(400, "unstorable_json") from None
@@ -316,10 +320,12 @@ def create_app(
         begun = time.perf_counter()
         checks: dict = {}
         try:
-            async with state.db.connection(timeout=HEALTH_TIMEOUT_SECONDS) as aconn:
+            async def probe(aconn: psycopg.AsyncConnection) -> dict:
                 await aconn.execute("SELECT 1")
                 checks["database"] = {"status": "ok", "response_ms": round((time.perf_counter() - begun) * 1000, 2)}
-                backlog = await inbox.backlog_async(aconn)
+                return await inbox.backlog_async(aconn)
+
+            backlog = await state.db.run(probe, timeout=HEALTH_TIMEOUT_SECONDS)
             oldest = backlog.get("oldest_pending_age_seconds") or 0
             checks["inbox"] = {"status": "ok" if oldest <= max_inbox_age else "error", **backlog}
         except Unavailable as error:

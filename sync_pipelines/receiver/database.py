@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -28,6 +29,9 @@ log = logging.getLogger("sync_pipelines.receiver")
 
 # What "the database cannot be reached" looks like; TimeoutError is our own operation deadline.
 UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, TimeoutError)
+
+
+T = TypeVar("T")
 
 
 class Unavailable(Exception):
@@ -87,27 +91,47 @@ class DatabaseGate:
                 await self._probe
             self._probe = None
         for task in list(self._retired):
-            with contextlib.suppress(Exception):
-                await task
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 2.0)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
-    @contextlib.asynccontextmanager
-    async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection]:
-        """A pooled autocommit connection for at most `timeout` (default `operation_timeout`)
-        seconds, acquiring included; raises `Unavailable` fast when the database cannot be reached."""
+    async def run(self, work: Callable[[psycopg.AsyncConnection], Awaitable[T]], timeout: float | None = None) -> T:
+        """`await work(connection)` on a pooled autocommit connection, within `timeout` seconds
+        (default `operation_timeout`), acquiring included; raises `Unavailable` at once when the
+        database cannot be reached (breaker open) and within the deadline when it stops answering.
+
+        The work runs in its own task: psycopg, cancelled mid-query, first tries to cancel the
+        query on the server and waits for that — seconds when the server is silent — so on the
+        deadline the task is left to clean up in the background and the caller answers now.
+        """
         if self._open_since is not None:
-            raise Unavailable("the database is unreachable (circuit open)")
+            raise Unavailable("circuit_open")
+        task = asyncio.get_running_loop().create_task(self._run(work))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout or self.operation_timeout)
+        except TimeoutError as error:
+            task.cancel()
+            self._retired.add(task)
+            task.add_done_callback(self._forget)
+            self._trip(error)
+            raise Unavailable("timeout") from error
+
+    async def _run(self, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
         try:
             if self._pool is None:
                 await self.start()
-            async with asyncio.timeout(timeout or self.operation_timeout):
-                async with self._pool.connection(timeout=self.acquire_timeout) as aconn:
-                    yield aconn
+            async with self._pool.connection(timeout=self.acquire_timeout) as aconn:
+                return await work(aconn)
         except UNREACHABLE as error:
             self._trip(error)
             raise Unavailable(type(error).__name__) from error
+
+    def _forget(self, task: asyncio.Task) -> None:
+        self._retired.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: an abandoned task's error is expected, not "never retrieved"
 
     def _trip(self, error: BaseException) -> None:
         if self._open_since is not None:
@@ -139,4 +163,4 @@ class DatabaseGate:
         if old is not None:  # its connections are likely broken; close it without waiting on them
             task = asyncio.get_running_loop().create_task(old.close(timeout=1.0))
             self._retired.add(task)
-            task.add_done_callback(self._retired.discard)
+            task.add_done_callback(self._forget)

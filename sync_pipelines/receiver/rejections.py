@@ -66,8 +66,7 @@ class RejectionRecorder:
 
     async def _write(self, batch: dict[inbox.RejectionKey, inbox.RejectionTally]) -> bool:
         try:
-            async with self.db.connection() as aconn:
-                await inbox.record_rejections_async(aconn, batch)
+            await self.db.run(lambda aconn: inbox.record_rejections_async(aconn, batch))
         except Exception as error:  # the answers matter more than the counts: keep them for later
             for key, tally in batch.items():
                 merged = self._pending.setdefault(key, inbox.RejectionTally())
