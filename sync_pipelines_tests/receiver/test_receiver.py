@@ -61,7 +61,9 @@ def post(receiver, body, headers, provider="shopify"):
 
 
 def rejections(conn, reason, account=None):
-    query = "SELECT count(*) FROM sync.webhook_rejections WHERE provider = 'shopify' AND reason = %s"
+    """Rejections counted (exactly, whatever the sample of detail rows kept)."""
+    query = ("SELECT coalesce(sum(count), 0) FROM sync.webhook_rejection_counts"
+             " WHERE provider = 'shopify' AND reason = %s")
     params = [reason]
     if account is not None:
         query += " AND account = %s"
