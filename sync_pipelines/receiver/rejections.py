@@ -6,7 +6,8 @@ tallies (`inbox.record_rejections_async`). When nothing is being written, the re
 a write waits for it, so at a trickle a refusal is counted before its answer leaves; under a flood
 the refusals arriving during a write join the next batch, written `min_interval` later — one
 connection and a few rows per batch however fast they come. While the database is unreachable
-the tallies wait in memory (a bounded number of keys) and go with the next write.
+the tallies wait in memory (a bounded number of keys) and the writer retries every
+`min_interval` until they are written.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class RejectionRecorder:
         self.min_interval = min_interval
         self._pending: dict[inbox.RejectionKey, inbox.RejectionTally] = {}
         self._writer: asyncio.Task | None = None
+        self._stopping = False
         self.dropped = 0  # rejections not counted because too many distinct keys were pending
 
     def add(self, provider: str, reason: str, account: str | None) -> None:
@@ -53,18 +55,23 @@ class RejectionRecorder:
         await first_written.wait()
 
     async def _write_while_pending(self, first_written: asyncio.Event) -> None:
+        """Write batches while refusals keep coming; while the database is away, retry every
+        `min_interval` (the gate fails fast then), warning once per outage."""
+        failing = False
         try:
             while self._pending:
                 batch, self._pending = self._pending, {}
-                if not await self._write(batch):
-                    return
+                written = await self._write(batch, warn=not failing)
                 first_written.set()
+                if not written and self._stopping:
+                    return
+                failing = not written
                 if self._pending:
                     await asyncio.sleep(self.min_interval)
         finally:
             first_written.set()
 
-    async def _write(self, batch: dict[inbox.RejectionKey, inbox.RejectionTally]) -> bool:
+    async def _write(self, batch: dict[inbox.RejectionKey, inbox.RejectionTally], *, warn: bool = True) -> bool:
         try:
             await self.db.run(lambda aconn: inbox.record_rejections_async(aconn, batch))
         except Exception as error:  # the answers matter more than the counts: keep them for later
@@ -72,8 +79,8 @@ class RejectionRecorder:
                 merged = self._pending.setdefault(key, inbox.RejectionTally())
                 merged.count += tally.count
                 merged.samples = (tally.samples + merged.samples)[:inbox.REJECTION_SAMPLES]
-            log.warning("could not record %d rejections yet: %s", sum(t.count for t in batch.values()),
-                        type(error).__name__)
+            if warn:
+                log.warning("rejections kept in memory until the database answers (%s)", type(error).__name__)
             return False
         by_reason: dict[str, int] = {}
         for (provider, reason, _, _), tally in batch.items():
@@ -82,7 +89,8 @@ class RejectionRecorder:
         return True
 
     async def flush(self) -> None:
-        """Write what is pending now (at shutdown)."""
+        """Write what is pending now, once (at shutdown)."""
+        self._stopping = True
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await self._writer

@@ -53,6 +53,11 @@ def test_deliveries_get_503_within_a_second_while_the_database_refuses_and_200_o
         assert max(seconds for _, seconds in outage) < 1.0, outage
         health = requests.get(f"{server.url}/health", timeout=10)
         assert health.status_code == 503 and health.elapsed.total_seconds() < 1.0
+        forged = order(50)
+        for _ in range(3):  # refusals are answered at once too, and counted once the database is back
+            response = requests.post(f"{server.url}/webhooks/shopify", data=forged, timeout=10,
+                                     headers=headers_for(SHOP, forged, secret="not-the-app-secret"))
+            assert response.status_code == 401 and response.elapsed.total_seconds() < 1.0
 
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         deadline = time.monotonic() + 5
@@ -60,8 +65,19 @@ def test_deliveries_get_503_within_a_second_while_the_database_refuses_and_200_o
             assert status == 503 and time.monotonic() < deadline
             time.sleep(0.1)
         assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
+        deadline = time.monotonic() + 5
+        while (counted := rejected(url, "bad_signature")) < 3:
+            assert time.monotonic() < deadline, counted
+            time.sleep(0.1)
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM sync.inbox WHERE account = %s", (SHOP,)).fetchone()[0] == 2
+    assert rejected(url, "bad_signature") == 3
+
+
+def rejected(url: str, reason: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT coalesce(sum(count), 0) FROM sync.webhook_rejection_counts WHERE reason = %s",
+                            (reason,)).fetchone()[0]
 
 
 class SilencingProxy:
