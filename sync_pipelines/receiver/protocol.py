@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import http
+import logging
+import time
 from typing import Any
 
 from uvicorn.config import Config
@@ -36,6 +38,22 @@ def _plain_response(status: int, message: str) -> bytes:
     body = message.encode("ascii")
     return (f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode("ascii") + body
+
+
+WARN_EVERY_SECONDS = 10.0  # an attack repeats: say so, not once per connection
+_last_warned: dict[str, float] = {}
+_suppressed: dict[str, int] = {}
+
+
+def _warn(logger: logging.Logger, kind: str, message: str, *args: Any) -> None:
+    """Log `message` at most once per WARN_EVERY_SECONDS per `kind`, with how many were skipped."""
+    now = time.monotonic()
+    if now - _last_warned.get(kind, -WARN_EVERY_SECONDS) < WARN_EVERY_SECONDS:
+        _suppressed[kind] = _suppressed.get(kind, 0) + 1
+        return
+    skipped = _suppressed.pop(kind, 0)
+    _last_warned[kind] = now
+    logger.warning(message + (f" (and {skipped} more since the last warning)" if skipped else ""), *args)
 
 
 REFUSED = {status: _plain_response(status, message) for status, message in (
@@ -59,7 +77,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self.logger.warning("connection refused: %d open, the limit", self.limits.max_connections)
+            _warn(self.logger, "connections", "connection refused: %d open, the limit", self.limits.max_connections)
             self._refuse(503)
             return
         self._arm(self.limits.header_timeout, self._headers_too_slow)
@@ -73,7 +91,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._reading_headers:
                 room = self.limits.max_header_bytes - self._header_bytes
                 if room <= 0:
-                    self.logger.warning("request refused: headers over %d bytes", self.limits.max_header_bytes)
+                    _warn(self.logger, "headers", "request refused: headers over %d bytes",
+                          self.limits.max_header_bytes)
                     self._refuse(431)
                     return
                 piece, data = data[:room], data[room:]
@@ -128,6 +147,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _body_too_slow(self) -> None:
         self._deadline = None
         if not self.transport.is_closing():  # the app's receive() sees the disconnect
-            self.logger.warning("connection dropped: request body not received within %.0f s",
-                                self.limits.body_timeout)
+            _warn(self.logger, "body", "connection dropped: request body not received within %.0f s",
+                  self.limits.body_timeout)
             self.transport.close()
