@@ -147,10 +147,13 @@ def _json_object_text(body: bytes, account: str | None) -> str:
     if "\\u0000" in text.lower():
         # jsonb cannot hold U+0000; refusing would lose the delivery for good (the provider
         # retries, then drops the subscription), so the character becomes U+FFFD, as in text.
-        cleaned = _without_nul(parsed)
-        if cleaned != parsed:
-            log.warning("delivery%s: U+0000 replaced by U+FFFD", f" for {account}" if account else "")
-            return json.dumps(cleaned, ensure_ascii=False)
+        try:
+            cleaned = _without_nul(parsed)
+            if cleaned != parsed:
+                log.warning("delivery%s: U+0000 replaced by U+FFFD", f" for {account}" if account else "")
+                return json.dumps(cleaned, ensure_ascii=False)
+        except RecursionError:  # parsed just under the limit, but walking it again goes deeper
+            raise Rejected(400, "too_deep", account) from None
     return text
 
 

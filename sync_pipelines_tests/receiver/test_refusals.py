@@ -97,3 +97,15 @@ def test_a_flood_of_forged_deliveries_is_counted_exactly_in_bounded_rows(receive
     assert counted_after == counted_before + 3000
     assert rows_after - rows_before <= 2 * 20  # the sample: at most 20 per hour (two hours if one ended)
     assert conn.execute("SELECT count(*) FROM sync.webhook_rejection_counts").fetchone()[0] - counters_before <= 2
+
+
+def test_json_shallow_enough_to_parse_but_too_deep_to_clean_of_nul_is_400(receiver, conn, unique, provider_rows):
+    """800 levels parse, but replacing a U+0000 walks the value again, deeper: still a counted 400."""
+    shop = f"deep-nul-{unique}.myshopify.com"
+    upsert_account(conn, "shopify", shop, credentials_env="SHOPIFY_TOKEN_TEST")
+    body = b'{"id": 1, "nested": ' + b"[" * 800 + b'"\\u0000"' + b"]" * 800 + b"}"
+    before = provider_rows("shopify", "too_deep")[0]
+    response = requests.post(f"{receiver.url}/webhooks/shopify", data=body, headers=headers_for(shop, body),
+                             timeout=30)
+    assert (response.status_code, response.json()) == (400, {"error": "too_deep"})
+    assert provider_rows("shopify", "too_deep")[0] == before + 1
