@@ -3,9 +3,9 @@
 uvicorn (0.55) bounds neither the header bytes its httptools parser buffers, nor the time a
 client takes to send a request (its keep-alive timer only runs between requests, and not before
 the first), nor the connections it holds; its `limit_concurrency` answers 503 only once a request
-has fully arrived, so slow clients still pin a descriptor each. Its h11 protocol does cap header
-bytes, but parses in Python at twice the CPU per request. So this subclass keeps the fast parser
-and adds, per connection:
+has fully arrived, so slow clients still pin a descriptor each. Its h11 protocol caps header bytes
+(`h11_max_incomplete_event_size`) but parses in pure Python and lacks the rest all the same. So
+this subclass keeps the C parser and adds, per connection:
 
 * a header budget: bytes are fed to the parser only while the request line and headers fit in
   `max_header_bytes`; past it the answer is 431 and the connection closes (memory stays flat
