@@ -21,6 +21,7 @@ from sync_pipelines.core.embedded import EmbeddedPostgres
 from sync_pipelines.core.providers import ProviderDeclaration, discover_providers, unknown_provider_message
 from sync_pipelines.core.registry import CADENCES, list_accounts, set_active, upsert_account
 from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.receiver.limits import add_arguments as add_receiver_arguments
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -30,9 +31,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from sync_pipelines.receiver.__main__ import main as receiver_main
+    from sync_pipelines.receiver.__main__ import serve
 
-    return receiver_main(["--host", args.host, "--port", str(args.port)]) or 0
+    return serve(args) or 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -117,8 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
 
     receiver = sub.add_parser("receiver", help="run the webhook receiver (production entry point)")
-    receiver.add_argument("--host", default="127.0.0.1")
-    receiver.add_argument("--port", type=int, default=8766)
+    add_receiver_arguments(receiver)
     receiver.set_defaults(func=cmd_receiver)
 
     accounts = sub.add_parser("accounts", help="connected accounts (the registry)")

@@ -2,8 +2,10 @@
 
 The receiver appends (de-duplicated on the provider's delivery id, so a retried delivery is one
 row with `duplicates` counted); Dagster sensors read after an inbox id and runs apply an account's
-pending rows and mark them processed. Rejected requests are counted in `webhook_rejections` by
-reason, never with their body or signature. Free of Dagster: the receiver imports this module.
+pending rows and mark them processed. Rejected requests are counted, never stored with their body
+or signature: one counter row per (provider, reason, account, hour) in `webhook_rejection_counts`,
+and the first few of each such counter kept as detail rows in `webhook_rejections`, so a flood of
+forged requests adds nothing but a counter increment. Free of Dagster: the receiver imports this module.
 
 Every statement is written once; the async twins used by the receiver run the same SQL text.
 """
@@ -12,8 +14,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -55,6 +57,7 @@ INBOX = sa.Table(
     schema="sync",
 )
 
+# A sample of rejections, at most REJECTION_SAMPLES per counter row below (the first ones).
 REJECTIONS = sa.Table(
     "webhook_rejections",
     metadata,
@@ -66,6 +69,24 @@ REJECTIONS = sa.Table(
     sa.Index("webhook_rejections_provider_received_idx", "provider", "received_at"),
     schema="sync",
 )
+
+# Exact rejection counts per hour. `account` is '' when the request named none: requests are only
+# attributed to an account after their signature verified, so forged traffic all lands on ''.
+REJECTION_COUNTS = sa.Table(
+    "webhook_rejection_counts",
+    metadata,
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("account", sa.Text, nullable=False, server_default=sa.text("''")),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False, comment="the hour counted"),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("provider", "reason", "account", "window_start"),
+    sa.Index("webhook_rejection_counts_window_idx", "window_start"),
+    schema="sync",
+)
+REJECTION_WINDOW = timedelta(hours=1)
+REJECTION_SAMPLES = 20  # detail rows kept per (provider, reason, account, hour)
 
 # Every signed token (QStash JWT `jti`) the receiver accepted, retries of a message included,
 # kept until it expires: a token is accepted once, whatever message id travels beside it.
@@ -81,7 +102,7 @@ TOKENS = sa.Table(
     schema="sync",
 )
 
-TABLES = (INBOX, REJECTIONS, TOKENS)
+TABLES = (INBOX, REJECTIONS, REJECTION_COUNTS, TOKENS)
 
 
 @dataclass(frozen=True)
@@ -113,7 +134,6 @@ _APPEND = (
     " ON CONFLICT (provider, delivery_id) DO UPDATE SET duplicates = i.duplicates + 1"
     " RETURNING id, (xmax = 0) AS inserted"
 )
-_REJECT = "INSERT INTO sync.webhook_rejections (provider, reason, account) VALUES (%s, %s, %s)"
 
 
 def ensure_inbox_tables(conn: psycopg.Connection) -> None:
@@ -201,14 +221,97 @@ async def append_async(aconn: psycopg.AsyncConnection, *, provider: str, account
     return int(row[0]), bool(row[1])
 
 
-def record_rejection(conn: psycopg.Connection, provider: str, reason: str, account: str | None = None) -> None:
+@dataclass
+class RejectionTally:
+    """Rejections of one (provider, reason, account, hour) not yet written: how many, and the
+    times of the first few (the detail rows they may become)."""
+
+    count: int = 0
+    samples: list[datetime] = field(default_factory=list)
+
+    def add(self, at: datetime) -> None:
+        self.count += 1
+        if len(self.samples) < REJECTION_SAMPLES:
+            self.samples.append(at)
+
+
+RejectionKey = tuple[str, str, str, datetime]  # provider, reason, account ('' for none), window start
+
+
+def rejection_key(provider: str, reason: str, account: str | None, at: datetime) -> RejectionKey:
+    """The counter a rejection at `at` (timezone-aware) belongs to."""
+    window = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return provider, reason, account or "", window
+
+
+_COUNT_REJECTIONS = (
+    "INSERT INTO sync.webhook_rejection_counts AS c (provider, reason, account, window_start, count, last_at)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::bigint[],"
+    " %s::timestamptz[])"
+    " ON CONFLICT (provider, reason, account, window_start) DO UPDATE"
+    " SET count = c.count + excluded.count, last_at = greatest(c.last_at, excluded.last_at)"
+    " RETURNING provider, reason, account, window_start, count"
+)
+_SAMPLE_REJECTIONS = (
+    "INSERT INTO sync.webhook_rejections (provider, reason, account, received_at)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[])"
+)
+
+
+def _count_params(tallies: Mapping[RejectionKey, RejectionTally]) -> tuple:
+    keys = sorted(tallies)  # one lock order for every writer: concurrent receivers cannot deadlock
+    providers, reasons, accounts, windows = (list(column) for column in zip(*keys, strict=True))
+    return (providers, reasons, accounts, windows, [tallies[k].count for k in keys],
+            [max(tallies[k].samples, default=k[3]) for k in keys])
+
+
+def _sample_params(tallies: Mapping[RejectionKey, RejectionTally], counted: list[tuple]) -> tuple | None:
+    """Detail rows for the first REJECTION_SAMPLES rejections of each counter, whichever batch
+    (or receiver) they came in: a counter at `total` after adding `n` was at `total - n` before."""
+    rows: list[tuple] = []
+    for provider, reason, account, window, total in counted:
+        tally = tallies[(provider, reason, account, window)]
+        room = REJECTION_SAMPLES - (total - tally.count)
+        rows += [(provider, reason, account or None, at) for at in tally.samples[:max(0, room)]]
+    return tuple(list(column) for column in zip(*rows, strict=True)) if rows else None
+
+
+def record_rejections(conn: psycopg.Connection, tallies: Mapping[RejectionKey, RejectionTally]) -> None:
+    """Add a batch of counted rejections (and their samples) in one transaction."""
+    if not tallies:
+        return
     ensure_inbox_tables(conn)
-    conn.execute(_REJECT, (provider, reason, account))
+    with conn.transaction():
+        counted = conn.execute(_COUNT_REJECTIONS, _count_params(tallies)).fetchall()
+        if (samples := _sample_params(tallies, counted)) is not None:
+            conn.execute(_SAMPLE_REJECTIONS, samples)
+
+
+async def record_rejections_async(aconn: psycopg.AsyncConnection,
+                                  tallies: Mapping[RejectionKey, RejectionTally]) -> None:
+    """`record_rejections` for the receiver, which batches what arrives while a write is under way."""
+    if not tallies:
+        return
+    async with aconn.transaction():
+        counted = await (await aconn.execute(_COUNT_REJECTIONS, _count_params(tallies))).fetchall()
+        if (samples := _sample_params(tallies, counted)) is not None:
+            await aconn.execute(_SAMPLE_REJECTIONS, samples)
+
+
+def record_rejection(conn: psycopg.Connection, provider: str, reason: str, account: str | None = None) -> None:
+    """Count one rejection now (sampled as a detail row while its hour's counter is small)."""
+    now = datetime.now(UTC)
+    tally = RejectionTally()
+    tally.add(now)
+    record_rejections(conn, {rejection_key(provider, reason, account, now): tally})
 
 
 async def record_rejection_async(aconn: psycopg.AsyncConnection, provider: str, reason: str,
                                  account: str | None = None) -> None:
-    await aconn.execute(_REJECT, (provider, reason, account))
+    now = datetime.now(UTC)
+    tally = RejectionTally()
+    tally.add(now)
+    await record_rejections_async(aconn, {rejection_key(provider, reason, account, now): tally})
 
 
 def read_after(conn: psycopg.Connection, provider: str, after_id: int, limit: int = 500) -> list[InboxEvent]:
@@ -363,15 +466,15 @@ FROM received, processed, waiting
 def stats(conn: psycopg.Connection, provider: str, since: datetime) -> dict[str, Any]:
     """Counts since `since` (received, duplicates of those, processed and set aside of those, lag
     percentiles of processed deliveries from the provider's trigger time), the current backlog, and
-    rejections by reason."""
+    rejections by reason (exact counts of the hours since the one holding `since`)."""
     ensure_inbox_tables(conn)
     received, duplicates, processed, set_aside, p50, p95, waiting, oldest = conn.execute(
         _STATS, {"provider": provider, "since": since}
     ).fetchone()
-    rejected = conn.execute(
-        "SELECT reason, count(*) FROM sync.webhook_rejections WHERE provider = %s AND received_at >= %s"
-        " GROUP BY reason ORDER BY reason",
-        (provider, since),
+    rejected = conn.execute(  # the hour holding `since` counts whole: counters are hourly
+        "SELECT reason, sum(count) FROM sync.webhook_rejection_counts WHERE provider = %s"
+        " AND window_start > %s - %s GROUP BY reason ORDER BY reason",
+        (provider, since, REJECTION_WINDOW),
     ).fetchall()
     return {
         "received": int(received),
@@ -398,7 +501,13 @@ def purge_processed(conn: psycopg.Connection, older_than: timedelta, *, provider
 
 
 def purge_rejections(conn: psycopg.Connection, older_than: timedelta) -> int:
-    """Delete rejection records older than `older_than` (forged traffic should not grow the table forever)."""
+    """Delete rejection counters and samples older than `older_than`; returns the rejections
+    forgotten (counted ones, each sample row belongs to one of them)."""
     ensure_inbox_tables(conn)
-    return conn.execute("DELETE FROM sync.webhook_rejections WHERE received_at < now() - %s",
-                        (older_than,)).rowcount
+    with conn.transaction():
+        conn.execute("DELETE FROM sync.webhook_rejections WHERE received_at < now() - %s", (older_than,))
+        forgotten = conn.execute(
+            "WITH gone AS (DELETE FROM sync.webhook_rejection_counts WHERE window_start + %s < now() - %s"
+            " RETURNING count) SELECT coalesce(sum(count), 0) FROM gone",
+            (REJECTION_WINDOW, older_than)).fetchone()[0]
+    return int(forgotten)

@@ -4,7 +4,8 @@ No Dagster here (sensors read the inbox). A delivery is checked in the order tha
 trusts least first: size, signature on the raw bytes, then headers, topic, account and JSON. It is
 appended to `sync.inbox` before the 200, so a 200 always means "stored"; a repeated delivery id
 answers 200 too, so the provider stops retrying. Rejections are counted by reason and answered
-with `{"error": reason}` only. Database trouble answers 503, which providers retry.
+with `{"error": reason}` only (counted in bulk: `rejections.py`). Database trouble answers 503
+within a second (`database.py`), which providers retry.
 
 `POST /triggers/<job>` is the same pipeline for signed external triggers (QStash or a bearer
 token, rules in `triggers.py`): an allow-listed job, a verified request (else 401, whatever the
@@ -15,8 +16,8 @@ reason), one inbox row per job and message id, each signed token accepted once (
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -28,7 +29,6 @@ from types import ModuleType
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -40,16 +40,17 @@ from sync_pipelines.core.database import ensure_tables, resolve_database_url
 from sync_pipelines.core.registry import INTEGRATIONS
 from sync_pipelines.core.webhooks import WebhookDeclaration, discover_webhooks
 from sync_pipelines.receiver import triggers
+from sync_pipelines.receiver.database import DatabaseGate, Unavailable
 from sync_pipelines.receiver.health import check_dagster
+from sync_pipelines.receiver.rejections import RejectionRecorder
 
 log = logging.getLogger("sync_pipelines.receiver")
 
 NEGATIVE_CACHE_SECONDS = 5.0  # an account connected a moment ago is accepted soon after
 MAX_CACHED_ACCOUNTS = 10_000
-DB_TIMEOUT_SECONDS = 5.0
+HEALTH_TIMEOUT_SECONDS = 2.0  # /health may wait a little longer than a delivery: it is a probe
 MAX_KEY_CHARS = 255  # account, delivery id, topic: indexed columns, and PostgreSQL caps index rows
 _ACTIVE_ACCOUNT = "SELECT active FROM sync.integrations WHERE provider = %s AND account = %s"
-_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
 
 class Rejected(Exception):
@@ -58,39 +59,25 @@ class Rejected(Exception):
         self.status, self.reason, self.account = status, reason, account
 
 
-class _Unavailable(Exception):
-    """The database could not be reached; the provider should retry."""
-
-
 class ReceiverState:
-    """The connection pool and the active-account cache, started once per event loop."""
+    """The database gate, the rejection counter and the active-account cache, one per event loop."""
 
-    def __init__(self, database_url: str, secrets: Mapping[str, list[str]], account_cache_seconds: float):
+    def __init__(self, database_url: str, secrets: Mapping[str, list[str]], account_cache_seconds: float,
+                 db_options: Mapping[str, float] | None = None):
         self.database_url = database_url
         self.secrets = secrets
         self.account_cache_seconds = account_cache_seconds
-        self.pool: AsyncConnectionPool | None = None
+        self.db = DatabaseGate(database_url, prepare=_ensure_tables, **(db_options or {}))
+        self.rejections = RejectionRecorder(self.db)
         self._accounts: dict[tuple[str, str], tuple[bool, float]] = {}
-        self._lock = asyncio.Lock()
 
-    async def start(self) -> AsyncConnectionPool:
+    async def start(self) -> None:
         """Ensure tables and open the pool (from the lifespan, or on first use if lifespan is off)."""
-        async with self._lock:
-            if self.pool is None:
-                await asyncio.to_thread(_ensure_tables, self.database_url)
-                pool = AsyncConnectionPool(
-                    self.database_url, min_size=1, max_size=10, open=False, timeout=DB_TIMEOUT_SECONDS,
-                    kwargs={"autocommit": True}, check=AsyncConnectionPool.check_connection,
-                    name="webhook-receiver",
-                )
-                await pool.open(wait=True, timeout=30)
-                self.pool = pool
-        return self.pool
+        await self.db.start()
 
     async def stop(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
+        await self.rejections.flush()
+        await self.db.stop()
 
     async def account_active(self, provider: str, account: str) -> bool:
         """Is `account` an active account of `provider`? Cached; "no" for a shorter time."""
@@ -99,9 +86,10 @@ class ReceiverState:
         cached = self._accounts.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
-        pool = await self.start()
-        async with pool.connection() as aconn:
-            row = await (await aconn.execute(_ACTIVE_ACCOUNT, key)).fetchone()
+        async def read(aconn: psycopg.AsyncConnection):
+            return await (await aconn.execute(_ACTIVE_ACCOUNT, key)).fetchone()
+
+        row = await self.db.run(read)
         active = bool(row and row[0])
         ttl = self.account_cache_seconds if active else min(self.account_cache_seconds, NEGATIVE_CACHE_SECONDS)
         if len(self._accounts) >= MAX_CACHED_ACCOUNTS:
@@ -110,13 +98,8 @@ class ReceiverState:
         return active
 
     async def record_rejection(self, provider: str, reason: str, account: str | None) -> None:
-        log.info("rejected %s request: %s", provider, reason)
-        try:
-            pool = await self.start()
-            async with pool.connection(timeout=1.0) as aconn:  # never hold the answer long
-                await inbox.record_rejection_async(aconn, provider, reason, account)
-        except Exception as error:  # the answer matters more than the count
-            log.warning("could not record %s rejection (%s): %s", provider, reason, type(error).__name__)
+        log.debug("rejected %s request: %s", provider, reason)  # counted; a flood must not flood the log
+        await self.rejections.record(provider, reason, account)
 
 
 def _ensure_tables(database_url: str) -> None:
@@ -157,15 +140,20 @@ def _json_object_text(body: bytes, account: str | None) -> str:
         parsed = json.loads(text, parse_constant=_reject_constant)
     except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
         raise Rejected(400, "malformed_json", account) from None
+    except RecursionError:  # nested deeper than the interpreter's recursion limit (~1,000 levels)
+        raise Rejected(400, "too_deep", account) from None
     if not isinstance(parsed, dict):
         raise Rejected(400, "malformed_json", account)
     if "\\u0000" in text.lower():
         # jsonb cannot hold U+0000; refusing would lose the delivery for good (the provider
         # retries, then drops the subscription), so the character becomes U+FFFD, as in text.
-        cleaned = _without_nul(parsed)
-        if cleaned != parsed:
-            log.warning("delivery%s: U+0000 replaced by U+FFFD", f" for {account}" if account else "")
-            return json.dumps(cleaned, ensure_ascii=False)
+        try:
+            cleaned = _without_nul(parsed)
+            if cleaned != parsed:
+                log.warning("delivery%s: U+0000 replaced by U+FFFD", f" for {account}" if account else "")
+                return json.dumps(cleaned, ensure_ascii=False)
+        except RecursionError:  # parsed just under the limit, but walking it again goes deeper
+            raise Rejected(400, "too_deep", account) from None
     return text
 
 
@@ -203,25 +191,18 @@ async def _accept(state: ReceiverState, spec: WebhookDeclaration, request: Reque
         raise Rejected(400, "bad_topic", account)
     if topic not in spec.topics:
         raise Rejected(400, "unknown_topic", account)
-    try:
-        active = await state.account_active(spec.provider, account)
-    except _UNAVAILABLE as error:
-        raise _Unavailable from error
-    if not active:
+    if not await state.account_active(spec.provider, account):
         raise Rejected(403, "unknown_account", account)
     payload = _json_object_text(body, account)
+    store = functools.partial(
+        inbox.append_async, provider=spec.provider, account=account, topic=topic, delivery_id=delivery_id,
+        payload=payload, triggered_at=spec.triggered_at(headers), event_id=spec.event_id(headers),
+        headers=spec.kept_headers(headers),
+    )
     try:
-        pool = await state.start()
-        async with pool.connection() as aconn:
-            inbox_id, is_new = await inbox.append_async(
-                aconn, provider=spec.provider, account=account, topic=topic, delivery_id=delivery_id,
-                payload=payload, triggered_at=spec.triggered_at(headers), event_id=spec.event_id(headers),
-                headers=spec.kept_headers(headers),
-            )
+        inbox_id, is_new = await state.db.run(store)
     except psycopg.DataError:  # valid JSON that jsonb refuses, e.g. a \u0000 escape
         raise Rejected(400, "unstorable_json", account) from None
-    except _UNAVAILABLE as error:
-        raise _Unavailable from error
     return JSONResponse({"status": "accepted" if is_new else "duplicate", "id": inbox_id})
 
 
@@ -242,24 +223,22 @@ async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, 
     delivery = dict(provider=triggers.PROVIDER, account=job, topic=triggers.TOPIC, delivery_id=delivery_id,
                     payload=payload, triggered_at=verdict.issued_at, event_id=verdict.token_id,
                     headers=triggers.kept_headers(request.headers, verdict.source))
-    replayed = False
+
+    async def store(aconn: psycopg.AsyncConnection) -> tuple[int | None, bool, bool]:
+        if verdict.token_id is not None:  # a signed token (retries included) is accepted once
+            return await inbox.append_once_per_token_async(
+                aconn, token_id=verdict.token_id, expires_at=verdict.expires_at, **delivery)
+        return (*await inbox.append_async(aconn, **delivery), False)
+
     try:
-        pool = await state.start()
-        async with pool.connection() as aconn:
-            if verdict.token_id is not None:  # a signed token (retries included) is accepted once
-                inbox_id, is_new, replayed = await inbox.append_once_per_token_async(
-                    aconn, token_id=verdict.token_id, expires_at=verdict.expires_at, **delivery)
-            else:
-                inbox_id, is_new = await inbox.append_async(aconn, **delivery)
+        inbox_id, is_new, replayed = await state.db.run(store)
     except psycopg.errors.UniqueViolation:
         # A token stored as an inbox row's event id before tokens were recorded on their own.
-        async with pool.connection() as aconn:
-            inbox_id = await inbox.find_by_event_id_async(aconn, triggers.PROVIDER, verdict.token_id)
+        inbox_id = await state.db.run(
+            functools.partial(inbox.find_by_event_id_async, provider=triggers.PROVIDER, event_id=verdict.token_id))
         replayed = True
     except psycopg.DataError:
         raise Rejected(400, "unstorable_json") from None
-    except _UNAVAILABLE as error:
-        raise _Unavailable from error
     if replayed:  # the same signed token again, under whatever message id: launch nothing
         log.warning("trigger for %s: signed token replayed", job)
         return JSONResponse({"status": "duplicate", "id": inbox_id})
@@ -276,8 +255,7 @@ async def _answer(state: ReceiverState, provider: str, accept: Awaitable[JSONRes
     except Rejected as rejected:
         await state.record_rejection(provider, rejected.reason, rejected.account)
         return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
-    except _Unavailable as error:
-        log.warning("%s request not stored, database unavailable: %s", provider, type(error.__cause__).__name__)
+    except Unavailable:  # the gate logged the outage once; a 503 per request is expected meanwhile
         return JSONResponse({"error": "unavailable"}, status_code=503)
     except ClientDisconnect:
         return JSONResponse({"error": "client_disconnected"}, status_code=400)
@@ -290,11 +268,16 @@ def create_app(
     account_cache_seconds: float = 30.0,
     environ: Mapping[str, str] = os.environ,
     defs_package: ModuleType = sync_pipelines.defs,
+    db_options: Mapping[str, float] | None = None,
 ) -> Starlette:
     """The receiver app; secrets are read from `environ` now, the database is opened at startup.
 
     `/webhooks/<provider>` serves every provider whose folder in `defs_package` declares
     its webhooks (a `WebhookDeclaration` in its `webhooks.py`); nothing here names a provider.
+
+    `db_options` tunes the database gate (`database.DatabaseGate`: `acquire_timeout`,
+    `operation_timeout`, `probe_interval`, `max_size`); the pool size also comes from
+    `SYNC_RECEIVER_DB_POOL_SIZE` (10, per worker process).
 
     `/health` also reads Dagster's storage (`DAGSTER_PG_*`) for daemon heartbeats, and is unhealthy
     when a delivery has waited longer than `SYNC_INBOX_MAX_AGE_SECONDS` (900).
@@ -310,6 +293,7 @@ def create_app(
         resolve_database_url(database_url),
         {name: spec.secrets_from_env(environ) for name, spec in declared.items()},
         account_cache_seconds,
+        {"max_size": int(environ.get("SYNC_RECEIVER_DB_POOL_SIZE", "10")), **(db_options or {})},
     )
     for name, secrets in state.secrets.items():
         if not secrets:
@@ -339,13 +323,16 @@ def create_app(
         begun = time.perf_counter()
         checks: dict = {}
         try:
-            pool = await state.start()
-            async with pool.connection(timeout=min(DB_TIMEOUT_SECONDS, 2.0)) as aconn:  # answer probes fast
+            async def probe(aconn: psycopg.AsyncConnection) -> dict:
                 await aconn.execute("SELECT 1")
                 checks["database"] = {"status": "ok", "response_ms": round((time.perf_counter() - begun) * 1000, 2)}
-                backlog = await inbox.backlog_async(aconn)
+                return await inbox.backlog_async(aconn)
+
+            backlog = await state.db.run(probe, timeout=HEALTH_TIMEOUT_SECONDS)
             oldest = backlog.get("oldest_pending_age_seconds") or 0
             checks["inbox"] = {"status": "ok" if oldest <= max_inbox_age else "error", **backlog}
+        except Unavailable as error:
+            checks["database"] = {"status": "error", "error": str(error)}
         except Exception as error:
             checks["database"] = {"status": "error", "error": type(error).__name__}
         checks["dagster"] = await check_dagster(environ)

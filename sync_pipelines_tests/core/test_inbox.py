@@ -11,8 +11,12 @@ from sync_pipelines.core import inbox
 
 
 @pytest.fixture
-def provider(unique):
-    return f"test-{unique}"
+def provider(conn, unique):
+    """The test's provider; its deliveries go afterwards (a pending row backdated by a test would
+    make every later `/health` in the session unhealthy once it is older than 15 minutes)."""
+    name = f"test-{unique}"
+    yield name
+    conn.execute("DELETE FROM sync.inbox WHERE provider = ANY(%s)", ([name, name + "-b", name + "-other"],))
 
 
 def _append(conn, provider, delivery_id, account="shop-a", topic="orders/create", **kwargs):
@@ -128,9 +132,59 @@ def test_purge_rejections(conn, provider):
     inbox.record_rejection(conn, provider, "too_large")
     conn.execute("UPDATE sync.webhook_rejections SET received_at = now() - interval '40 days'"
                  " WHERE provider = %s", (provider,))
+    conn.execute("UPDATE sync.webhook_rejection_counts SET window_start = window_start - interval '40 days'"
+                 " WHERE provider = %s", (provider,))
     inbox.record_rejection(conn, provider, "too_large")
     assert inbox.purge_rejections(conn, timedelta(days=30)) >= 1
     assert inbox.stats(conn, provider, datetime.now(UTC) - timedelta(days=365))["rejected_by_reason"] == {"too_large": 1}
+    assert conn.execute("SELECT count(*) FROM sync.webhook_rejections WHERE provider = %s",
+                        (provider,)).fetchone()[0] == 1
+
+
+def _rejection_rows(conn, provider):
+    counts = conn.execute("SELECT reason, account, count FROM sync.webhook_rejection_counts WHERE provider = %s"
+                          " ORDER BY reason, account", (provider,)).fetchall()
+    samples = conn.execute("SELECT reason, count(*) FROM sync.webhook_rejections WHERE provider = %s"
+                           " GROUP BY reason ORDER BY reason", (provider,)).fetchall()
+    return counts, samples
+
+
+def test_a_flood_of_rejections_is_counted_exactly_in_a_bounded_number_of_rows(database_url, conn, provider):
+    """10,000 rejections from two concurrent writers, in batches of every size and one by one:
+    one counter row per (reason, account, hour), exact, and at most REJECTION_SAMPLES detail rows each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    def writer(seed: int) -> int:
+        written = 0
+        with psycopg.connect(database_url, autocommit=True) as own:
+            for size in range(1, 100):  # batch sizes 1..99: 4,950 rejections per writer
+                batch: dict = {}
+                for n in range(size):
+                    now = datetime.now(UTC)
+                    reason = "bad_signature" if (n + seed) % 3 else "missing_signature"
+                    key = inbox.rejection_key(provider, reason, None, now)
+                    batch.setdefault(key, inbox.RejectionTally()).add(now)
+                inbox.record_rejections(own, batch)
+                written += size
+        return written
+
+    with ThreadPoolExecutor(2) as pool:
+        total = sum(pool.map(writer, (0, 1)))
+    singles = 10_000 - total
+    for _ in range(singles):
+        inbox.record_rejection(conn, provider, "unknown_account", "shop-a.example")
+    counts, samples = _rejection_rows(conn, provider)
+    hours = {row[0] for row in conn.execute(
+        "SELECT DISTINCT window_start FROM sync.webhook_rejection_counts WHERE provider = %s", (provider,))}
+    assert sum(count for _, _, count in counts) == 10_000
+    assert len(counts) <= 3 * len(hours) <= 6  # a run across an hour boundary has two windows
+    assert {reason for reason, _, _ in counts} == {"bad_signature", "missing_signature", "unknown_account"}
+    assert all(n <= inbox.REJECTION_SAMPLES * len(hours) for _, n in samples)
+    assert dict(samples)["bad_signature"] >= inbox.REJECTION_SAMPLES  # the first ones are kept
+    stats = inbox.stats(conn, provider, datetime.now(UTC) - timedelta(hours=2))["rejected_by_reason"]
+    assert sum(stats.values()) == 10_000 and stats["unknown_account"] == singles
 
 
 def test_append_rejects_payload_postgres_cannot_store(conn, provider):
