@@ -42,7 +42,7 @@ from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.core import cursors
 from sync_pipelines.core.database import ensure_tables, qualified
-from sync_pipelines.core.entities import describe_columns, dig, key_builder, key_columns, parse_instant, row_builder
+from sync_pipelines.core.entities import describe_columns, digger, key_builder, key_columns, parse_instant, row_builder
 from sync_pipelines.core.report import SyncReport
 from sync_pipelines.core.writer import MassDeleteRefused, UpsertWriter
 
@@ -90,6 +90,7 @@ def sync_stream(
     report.cursor_before = None if full_refresh else cursors.load(conn, stream.name, account)
     since = report.cursor_before - stream.overlap if report.cursor_before else None
     updated_at_path = stream.table.info.get("updated_at_path")
+    updated_at_of = digger(updated_at_path) if updated_at_path else None
     build = row_builder(stream.table)
     writer = UpsertWriter(stream.table, revive_when_seen=stream.propagate_deletes)
     # Only worth a lookup per page once a scan has completed (a first sync finds nothing stored).
@@ -107,8 +108,8 @@ def sync_stream(
             cursor = newest if stream.ordered else min(newest, started_at)
         with conn.transaction():
             report.counts += writer.write_batch(conn, rows)
-            if seen is not None:
-                seen.add(conn, keys)
+            if seen is not None:  # the skipped records' keys, and those of the rows just staged
+                seen.add(conn, keys, staged=writer.staging if rows else None)
             if cursor is not None:
                 cursors.save(conn, stream.name, account, cursor)
         report.batches += 1
@@ -122,19 +123,19 @@ def sync_stream(
             stored = versions.lookup(conn, account, page) if versions else {}
             for record in page:
                 report.fetched += 1
-                updated = parse_instant(dig(record, updated_at_path)) if updated_at_path else None
+                updated = parse_instant(updated_at_of(record)) if updated_at_of else None
                 if stream.ordered and since is not None and updated is not None and updated < since:
                     report.skipped_older += 1
                     continue
                 if updated is not None and (newest is None or updated > newest):
                     newest = updated
-                if seen is not None:
-                    keys.append(seen.key(record))
                 if stored and updated is not None and updated < since and stored.get(versions.key_of(record)) == updated:
                     report.skipped_same_version += 1
+                    if seen is not None:
+                        keys.append(seen.key(record))
                     continue
                 rows.append(build(account, record))
-            if len(rows) >= stream.batch_size or len(keys) >= stream.batch_size or is_last:
+            if len(rows) >= stream.batch_size or len(keys) >= _KEYS_PER_FLUSH * stream.batch_size or is_last:
                 flush(final=is_last)
         if seen is not None:  # the listing ended: everything upstream has been read
             try:
@@ -159,9 +160,17 @@ def sync_stream(
     return report
 
 
+# A batch of records skipped by version holds only their keys (a few scalars each), so key-only
+# flushes come this many times less often than row batches: fewer round trips, memory still bounded.
+_KEYS_PER_FLUSH = 10
+
+
 class _SeenKeys:
     """The keys a complete listing returned, in a temporary table of this session (filled batch
-    by batch in the batches' transactions) for the anti-join of the delete propagation."""
+    by batch in the batches' transactions) for the anti-join of the delete propagation.
+
+    The keys of written records are copied server-side from the writer's staging table (no
+    second pass over them in Python); only records skipped by version send their keys."""
 
     def __init__(self, conn: psycopg.Connection, table: sa.Table):
         columns = [c for c in key_columns(table) if c != "account"]
@@ -169,14 +178,20 @@ class _SeenKeys:
         self.table = sql.Identifier(f"_seen_{table.schema or 'public'}_{table.name}"[:63])
         cols = sql.SQL(", ").join(map(sql.Identifier, columns))
         self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(self.table, cols)
+        self._cols = cols
         self.drop(conn)
         conn.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
             self.table, cols, qualified(table)))
 
-    def add(self, conn: psycopg.Connection, keys: list[tuple]) -> None:
-        with conn.cursor().copy(self._copy) as copy:
-            for key in keys:
-                copy.write_row(key)
+    def add(self, conn: psycopg.Connection, keys: list[tuple], *, staged: sql.Composable | None = None) -> None:
+        """Record `keys`, and every key of the `staged` table (a staging table of this transaction)."""
+        if keys:
+            with conn.cursor().copy(self._copy) as copy:
+                for key in keys:
+                    copy.write_row(key)
+        if staged is not None:
+            conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                self.table, self._cols, self._cols, staged))
 
     def drop(self, conn: psycopg.Connection) -> None:
         if not conn.broken and not conn.closed:
@@ -188,7 +203,7 @@ class _StoredVersions:
 
     def __init__(self, table: sa.Table):
         keys = [c for c in key_columns(table) if c != "account"]
-        self._paths = [table.columns[k].info.get("path", k) for k in keys]
+        self._paths = [digger(table.columns[k].info.get("path", k)) for k in keys]
         types = [table.columns[k].type.compile(dialect=postgresql.dialect()) for k in keys]
         arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types)
         # One key column: `= ANY` is a plain index scan; several: match rows of unnest(arrays).
@@ -201,10 +216,10 @@ class _StoredVersions:
             sql.SQL(", ").join(map(sql.Identifier, keys)), qualified(table), match, live)
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(str(dig(record, path)) for path in self._paths)
+        return tuple(str(path(record)) for path in self._paths)
 
     def lookup(self, conn: psycopg.Connection, account: str, page: list[dict[str, Any]]) -> dict[tuple, datetime]:
-        columns = [[dig(record, path) for record in page] for path in self._paths]
+        columns = [[path(record) for record in page] for path in self._paths]
         if not page or any(value is None for values in columns for value in values):
             return {}
         found = conn.execute(self._query, (account, *columns)).fetchall()

@@ -10,6 +10,7 @@ from sync_pipelines.core import cursors
 from sync_pipelines.core.dg.metadata import report_metadata
 from sync_pipelines.core.entities import entity_table
 from sync_pipelines.core.sync import Stream, sync_stream
+from sync_pipelines_tests.core.statements import recorded_statements
 
 OLD, NEW = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
 
@@ -205,3 +206,24 @@ def test_delete_propagation_is_declared_on_a_complete_listing_with_soft_deletes(
         Stream(name="x", table=make_table(unique), propagate_deletes=True)
     with pytest.raises(ValueError, match="complete"):
         Stream(name="x", table=soft_table(unique), ordered=True, propagate_deletes=True)
+
+
+def test_delete_propagation_sends_only_the_keys_of_records_it_did_not_write(conn, unique):
+    """Written records' keys reach the seen-keys table from the writer's staging table, server-side;
+    records skipped by version send theirs, batched more coarsely than rows (they are only keys)."""
+    table = soft_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, propagate_deletes=True, batch_size=2)
+    one_per_page = [[rec(i)] for i in range(1, 13)] + [[rec(99, NEW)]]  # 99 moves the cursor past OLD
+    with recorded_statements(conn) as statements:
+        first = sync_stream(conn, stream, "a", scripted(*one_per_page))
+    assert first.counts.inserted == 13
+    assert not [s for s in statements if s.startswith("COPY") and "_seen_" in s]  # every key came from staging
+
+    # Items 1-10 skipped by version, 11 edited (written), 12 gone upstream, 99 compared in full.
+    listing = [[rec(i)] for i in range(1, 11)] + [[rec(11, NEW)], [rec(99, NEW)]]
+    with recorded_statements(conn) as statements:
+        again = sync_stream(conn, stream, "a", scripted(*listing))
+    assert (again.skipped_same_version, again.counts.updated, again.counts.unchanged) == (10, 1, 1)
+    assert again.batches == 1  # ten skipped keys fit one key batch (10 × batch_size), the 2 rows one row batch
+    assert len([s for s in statements if s.startswith("COPY") and "_seen_" in s]) == 1
+    assert again.counts.deleted == 1 and live_and_deleted(conn, table) == ([*range(1, 12), 99], [12])
