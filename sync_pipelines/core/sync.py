@@ -14,12 +14,13 @@ In an ordered stream, records whose updated-at is before (cursor − overlap) ar
 write; the overlap re-reads the boundary and the upsert absorbs the duplicates. An unordered stream
 writes every record it lists and lets the upsert skip the unchanged ones: an offset-paged listing
 shifts when a record is deleted mid-scan, so a record can be missed by one run while older than
-the cursor, and skipping it then would lose it until it next changes. What it does skip, page by
-page, are records whose stored (live) row carries the very same provider updated-at, *and* that
-updated-at is older than the previous complete scan's start minus the overlap (the stored cursor
-is never later than that start). A record edited again within the provider's timestamp resolution
-keeps its updated-at: only a version the previous scan read well after it was made can be trusted
-to be the last one with that stamp; anything newer is compared in full by the upsert.
+the cursor, and skipping it then would lose it until it next changes. What it does skip (one
+indexed lookup per 1,000 records read), are records whose stored (live) row carries the very
+same provider updated-at, *and* that updated-at is older than the previous complete scan's
+start minus the overlap (the stored cursor is never later than that start). A record edited
+again within the provider's timestamp resolution keeps its updated-at: only a version the
+previous scan read well after it was made can be trusted to be the last one with that stamp;
+anything newer is compared in full by the upsert.
 
 A stream that `propagate_deletes` reads a complete listing every run: when the listing ends, rows
 of the account it did not return are soft-deleted (`deleted_at`), with the writer's mass-deletion
@@ -93,7 +94,7 @@ def sync_stream(
     updated_at_of = digger(updated_at_path) if updated_at_path else None
     build = row_builder(stream.table)
     writer = UpsertWriter(stream.table, revive_when_seen=stream.propagate_deletes)
-    # Only worth a lookup per page once a scan has completed (a first sync finds nothing stored).
+    # Only worth a lookup once a scan has completed (a first sync finds nothing stored).
     versions = (_StoredVersions(stream.table)
                 if updated_at_path and not stream.ordered and since is not None else None)
     seen = _SeenKeys(conn, stream.table) if stream.propagate_deletes else None
@@ -119,9 +120,11 @@ def sync_stream(
         keys.clear()
 
     try:
-        for page, is_last in _with_last(fetch(since)):
-            stored = versions.lookup(conn, account, page) if versions else {}
-            for record in page:
+        # Stored versions are looked up for several pages at once: one round trip per
+        # _LOOKUP_RECORDS records instead of one per page (other streams take pages as they come).
+        for records, is_last in _grouped(fetch(since), _LOOKUP_RECORDS if versions else 0):
+            stored = versions.lookup(conn, account, records) if versions else {}
+            for record in records:
                 report.fetched += 1
                 updated = parse_instant(updated_at_of(record)) if updated_at_of else None
                 if stream.ordered and since is not None and updated is not None and updated < since:
@@ -160,6 +163,8 @@ def sync_stream(
     return report
 
 
+# Records per stored-version lookup (a few pages; the lookup is one indexed probe per record).
+_LOOKUP_RECORDS = 1_000
 # A batch of records skipped by version holds only their keys (a few scalars each), so key-only
 # flushes come this many times less often than row batches: fewer round trips, memory still bounded.
 _KEYS_PER_FLUSH = 10
@@ -218,12 +223,23 @@ class _StoredVersions:
     def key_of(self, record: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(path(record)) for path in self._paths)
 
-    def lookup(self, conn: psycopg.Connection, account: str, page: list[dict[str, Any]]) -> dict[tuple, datetime]:
-        columns = [[path(record) for record in page] for path in self._paths]
-        if not page or any(value is None for values in columns for value in values):
+    def lookup(self, conn: psycopg.Connection, account: str, records: list[dict[str, Any]]) -> dict[tuple, datetime]:
+        columns = [[path(record) for record in records] for path in self._paths]
+        if not records or any(value is None for values in columns for value in values):
             return {}
         found = conn.execute(self._query, (account, *columns)).fetchall()
         return {tuple(str(v) for v in row[:-1]): row[-1] for row in found if row[-1] is not None}
+
+
+def _grouped(pages: Pages, at_least: int) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+    """Consecutive pages joined until they hold `at_least` records or the listing ends (0: each
+    page as it comes), with a flag telling whether the group ends the listing."""
+    group: list[dict[str, Any]] = []
+    for page, is_last in _with_last(pages):
+        group.extend(page)
+        if len(group) >= at_least or is_last:
+            yield group, is_last
+            group = []
 
 
 def _with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:

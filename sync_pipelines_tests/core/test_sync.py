@@ -227,3 +227,17 @@ def test_delete_propagation_sends_only_the_keys_of_records_it_did_not_write(conn
     assert again.batches == 1  # ten skipped keys fit one key batch (10 × batch_size), the 2 rows one row batch
     assert len([s for s in statements if s.startswith("COPY") and "_seen_" in s]) == 1
     assert again.counts.deleted == 1 and live_and_deleted(conn, table) == ([*range(1, 12), 99], [12])
+
+
+def test_stored_versions_are_looked_up_for_many_pages_at_once(conn, unique):
+    """A no-change rerun of a full listing is one round trip per page to the provider; the version
+    lookup must not add another per page (it takes up to 1,000 records at a time)."""
+    table = make_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, batch_size=5)
+    pages = [[rec(i), rec(i + 1000)] for i in range(1, 51)] + [[rec(99, NEW)]]  # 99 moves the cursor past OLD
+    sync_stream(conn, stream, "a", scripted(*pages))
+
+    with recorded_statements(conn) as statements:
+        again = sync_stream(conn, stream, "a", scripted(*pages))
+    lookups = [s for s in statements if "source_updated_at" in s and s.startswith("SELECT")]
+    assert len(lookups) == 1 and again.skipped_same_version == 100 and again.counts.unchanged == 1
