@@ -25,7 +25,7 @@ anything newer is compared in full by the upsert.
 A stream that `propagate_deletes` reads a complete listing every run: when the listing ends, rows
 of the account it did not return are soft-deleted (`deleted_at`), with the writer's mass-deletion
 guard; a record listed again is revived. The keys read are kept in a session temporary table,
-filled batch by batch, so memory stays flat whatever the listing's size.
+filled server-side as the listing goes, so memory stays flat whatever the listing's size.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.core import cursors
 from sync_pipelines.core.database import ensure_tables, qualified
-from sync_pipelines.core.entities import describe_columns, digger, key_builder, key_columns, parse_instant, row_builder
+from sync_pipelines.core.entities import describe_columns, digger, key_columns, parse_instant, row_builder
 from sync_pipelines.core.report import SyncReport
 from sync_pipelines.core.writer import MassDeleteRefused, UpsertWriter
 
@@ -94,14 +94,13 @@ def sync_stream(
     updated_at_of = digger(updated_at_path) if updated_at_path else None
     build = row_builder(stream.table)
     writer = UpsertWriter(stream.table, revive_when_seen=stream.propagate_deletes)
-    # Only worth a lookup once a scan has completed (a first sync finds nothing stored).
-    versions = (_StoredVersions(stream.table)
-                if updated_at_path and not stream.ordered and since is not None else None)
     seen = _SeenKeys(conn, stream.table) if stream.propagate_deletes else None
     listing_started = conn.execute("SELECT clock_timestamp()").fetchone()[0] if seen else None
+    # Only worth a lookup once a scan has completed (a first sync finds nothing stored).
+    versions = (_StoredVersions(stream.table, seen=seen.table if seen else None)
+                if updated_at_path and not stream.ordered and since is not None else None)
     newest: datetime | None = None
     rows: list[tuple] = []
-    keys: list[tuple] = []
 
     def flush(final: bool) -> None:
         cursor = None
@@ -109,15 +108,14 @@ def sync_stream(
             cursor = newest if stream.ordered else min(newest, started_at)
         with conn.transaction():
             report.counts += writer.write_batch(conn, rows)
-            if seen is not None:  # the skipped records' keys, and those of the rows just staged
-                seen.add(conn, keys, staged=writer.staging if rows else None)
+            if seen is not None and rows:  # (the lookup recorded the keys of the records it found)
+                seen.add_staged(conn, writer.staging)
             if cursor is not None:
                 cursors.save(conn, stream.name, account, cursor)
         report.batches += 1
         if log:
             log(f"{stream.name} [{account}]: committed batch {report.batches} ({len(rows)} rows)")
         rows.clear()
-        keys.clear()
 
     try:
         # Stored versions are looked up for several pages at once: one round trip per
@@ -134,11 +132,9 @@ def sync_stream(
                     newest = updated
                 if stored and updated is not None and updated < since and stored.get(versions.key_of(record)) == updated:
                     report.skipped_same_version += 1
-                    if seen is not None:
-                        keys.append(seen.key(record))
                     continue
                 rows.append(build(account, record))
-            if len(rows) >= stream.batch_size or len(keys) >= _KEYS_PER_FLUSH * stream.batch_size or is_last:
+            if len(rows) >= stream.batch_size or is_last:
                 flush(final=is_last)
         if seen is not None:  # the listing ended: everything upstream has been read
             try:
@@ -165,38 +161,27 @@ def sync_stream(
 
 # Records per stored-version lookup (a few pages; the lookup is one indexed probe per record).
 _LOOKUP_RECORDS = 1_000
-# A batch of records skipped by version holds only their keys (a few scalars each), so key-only
-# flushes come this many times less often than row batches: fewer round trips, memory still bounded.
-_KEYS_PER_FLUSH = 10
 
 
 class _SeenKeys:
-    """The keys a complete listing returned, in a temporary table of this session (filled batch
-    by batch in the batches' transactions) for the anti-join of the delete propagation.
-
-    The keys of written records are copied server-side from the writer's staging table (no
-    second pass over them in Python); only records skipped by version send their keys."""
+    """The keys a complete listing returned, in a temporary table of this session, for the
+    anti-join of the delete propagation. Filled server-side, never key by key from Python: the
+    keys of written records from the writer's staging table (in the batch's transaction), those
+    of records already stored by the stored-version lookup (the stored rows it found, skipped or
+    not). Together: every listed key that has a live row, which is all the anti-join asks."""
 
     def __init__(self, conn: psycopg.Connection, table: sa.Table):
-        columns = [c for c in key_columns(table) if c != "account"]
-        self.key = key_builder(table)
+        self.columns = [c for c in key_columns(table) if c != "account"]
         self.table = sql.Identifier(f"_seen_{table.schema or 'public'}_{table.name}"[:63])
-        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-        self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(self.table, cols)
-        self._cols = cols
+        cols = sql.SQL(", ").join(map(sql.Identifier, self.columns))
+        self._from_staging = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ").format(self.table, cols, cols)
         self.drop(conn)
         conn.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
             self.table, cols, qualified(table)))
 
-    def add(self, conn: psycopg.Connection, keys: list[tuple], *, staged: sql.Composable | None = None) -> None:
-        """Record `keys`, and every key of the `staged` table (a staging table of this transaction)."""
-        if keys:
-            with conn.cursor().copy(self._copy) as copy:
-                for key in keys:
-                    copy.write_row(key)
-        if staged is not None:
-            conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                self.table, self._cols, self._cols, staged))
+    def add_staged(self, conn: psycopg.Connection, staging: sql.Composable) -> None:
+        """Record every key of `staging` (a staging table of this transaction)."""
+        conn.execute(self._from_staging + staging)
 
     def drop(self, conn: psycopg.Connection) -> None:
         if not conn.broken and not conn.closed:
@@ -204,9 +189,10 @@ class _SeenKeys:
 
 
 class _StoredVersions:
-    """The provider updated-at already stored for the records of one page, by key."""
+    """The provider updated-at already stored for a group of records, by key; with `seen`, the
+    keys of the stored rows found are recorded there in the same statement."""
 
-    def __init__(self, table: sa.Table):
+    def __init__(self, table: sa.Table, *, seen: sql.Identifier | None = None):
         keys = [c for c in key_columns(table) if c != "account"]
         self._paths = [digger(table.columns[k].info.get("path", k)) for k in keys]
         types = [table.columns[k].type.compile(dialect=postgresql.dialect()) for k in keys]
@@ -217,8 +203,12 @@ class _StoredVersions:
                      sql.SQL(", ").join(map(sql.Identifier, keys)), arrays))
         # A soft-deleted row is not a stored version: a listing that returns it revives it.
         live = sql.SQL(" AND deleted_at IS NULL" if "deleted_at" in table.columns else "")
+        cols = sql.SQL(", ").join(map(sql.Identifier, keys))
         self._query = sql.SQL("SELECT {}, source_updated_at FROM {} WHERE account = %s AND {}{}").format(
-            sql.SQL(", ").join(map(sql.Identifier, keys)), qualified(table), match, live)
+            cols, qualified(table), match, live)
+        if seen is not None:
+            self._query = sql.SQL("WITH found AS ({}), recorded AS (INSERT INTO {} ({}) SELECT {} FROM found)"
+                                  " SELECT * FROM found").format(self._query, seen, cols, cols)
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(path(record)) for path in self._paths)
