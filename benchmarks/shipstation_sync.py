@@ -4,7 +4,9 @@
         [--window-seconds 6] [--skip-unlimited] [--skip-limited] [--profile]
 
 A measurement, not a test: nothing here asserts on timings. It prints a results table and writes
-the figures to ``benchmarks/results/shipstation_sync.json``. Method and measured figures are in
+the figures to ``benchmarks/results/shipstation_sync.json``. Next to wall times it records the CPU
+seconds of the sync process, the PostgreSQL cluster and the sandbox for each run (``cpu_seconds``):
+on a shared machine those move far less than wall time does. Method and measured figures are in
 ``docs/benchmarks.md``.
 
 Self-contained: it starts its own throwaway embedded PostgreSQL (a temp dir, a free port,
@@ -27,14 +29,15 @@ Scenarios:
    becomes 200 requests per ``--window-seconds`` in the sandbox, and the client's
    ``requests_per_minute`` is scaled the same way (2000 for a 6 s window).
 
-``--profile`` runs the first unlimited sync under cProfile (slower, so its figures go to
-``shipstation_sync.profiled.json``, never over the headline results) and prints where the time
-went.
+``--profile`` runs both unlimited syncs (full, then no-change) under cProfile (slower, so their
+figures go to ``shipstation_sync.profiled.json``, never over the headline results) and prints
+where the time went in each.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
@@ -118,7 +121,38 @@ def register_store(account: str, api_key: str) -> None:
         upsert_account(conn, PROVIDER, account, credentials_env=env_var)
 
 
-def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profile | None = None) -> dict[str, Any]:
+class CpuClock:
+    """CPU seconds (user + system) used so far by this process, the PostgreSQL cluster (the
+    postmaster and its backends, ended or running) and the sandbox process. Unlike wall time,
+    hardly moved by other work on a shared machine, so runs on a busy machine stay comparable."""
+
+    def __init__(self, sandbox_pid: int):
+        import psutil
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+            self._postmaster = psutil.Process(psutil.Process(conn.info.backend_pid).ppid())
+        self._sandbox = psutil.Process(sandbox_pid)
+
+    @staticmethod
+    def _tree(process: Any) -> float:
+        import psutil
+
+        times = process.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system  # reaped children
+        for child in process.children():
+            with contextlib.suppress(psutil.Error):  # ended meanwhile: counted as reaped next time
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+        return total
+
+    def read(self) -> dict[str, float]:
+        return {"sync_process": time.process_time(), "postgres": self._tree(self._postmaster),
+                "sandbox": self._tree(self._sandbox)}
+
+
+def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profile | None = None,
+             cpu: CpuClock | None = None) -> dict[str, Any]:
     """One materialization of products + inventory for `account`, with its figures."""
     import dagster as dg
 
@@ -143,7 +177,9 @@ def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profil
         return result, time.perf_counter() - started
 
     wal_before = wal_position(os.environ["DATABASE_URL"])
+    cpu_before = cpu.read() if cpu else {}
     result, wall = in_worker_thread(sync)
+    cpu_seconds = {k: round(v - cpu_before[k], 2) for k, v in cpu.read().items()} if cpu else None
     wal_mb = wal_mb_since(os.environ["DATABASE_URL"], wal_before)
     # A step retried by the RetryPolicy would inflate wall time and split the counts: say so.
     step_retries = sum(1 for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY")
@@ -171,6 +207,7 @@ def run_sync(instance: Any, account: str, client: Any, profiler: cProfile.Profil
         "retries": int(_sum(per_asset, "retries")),
         "client_wait_seconds": round(_sum(per_asset, "wait_seconds"), 3),
         "wal_mb": wal_mb,
+        "cpu_seconds": cpu_seconds,
         "per_asset": per_asset,
     }
 
@@ -202,19 +239,23 @@ def scenario_unlimited(products: int, work: Path, profile_to: Path | None) -> di
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions(stores.name, [account])
         client = ShipStationClient(base_url=sandbox.url, requests_per_minute=None)
+        cpu = CpuClock(sandbox.proc.pid)
         rss_before = peak_rss_mb()
 
         profiler = cProfile.Profile() if profile_to else None
         print("[unlimited] first (full) sync ...", flush=True)
-        first = run_sync(instance, account, client, profiler)
+        first = run_sync(instance, account, client, profiler, cpu)
         first["peak_rss_mb"] = peak_rss_mb()
         first["rss_after_mb"] = current_rss_mb()
         print(f"[unlimited] first sync: {first['records_synced']:,} records in {first['wall_seconds']}s", flush=True)
-        profile = summarize_profile(profiler, profile_to) if profiler else None
+        profile = summarize_profile(profiler, profile_to, "full sync") if profiler else None
 
         print("[unlimited] second (no-change) sync ...", flush=True)
-        second = run_sync(instance, account, client)
+        profiler = cProfile.Profile() if profile_to else None
+        second = run_sync(instance, account, client, profiler, cpu)
         second["peak_rss_mb"] = peak_rss_mb()
+        if profiler:
+            no_change_profile = summarize_profile(profiler, profile_to.with_suffix(".no_change.prof"), "no-change sync")
         print(f"[unlimited] second sync: {second['rows_written']} rows written in {second['wall_seconds']}s",
               flush=True)
         stats = sandbox.stats()
@@ -230,6 +271,7 @@ def scenario_unlimited(products: int, work: Path, profile_to: Path | None) -> di
         "no_change_run": second,
         "table_rows_after": counts,
         "profile": profile,
+        "no_change_profile": no_change_profile if profile_to else None,
     }
 
 
@@ -284,17 +326,20 @@ def scenario_limited(products: int, window_seconds: float, work: Path) -> dict[s
 _PROFILE_BUCKETS = (
     # (label, file suffix, function name, caller (file suffix, function) or None)
     ("HTTP round trips (requests + waiting on the sandbox)", "core/http.py", "get", None),
-    ("JSON decoding of responses", "requests/models.py", "json", None),
+    ("JSON decoding of responses", "core/rowcodec.py", "response_json", None),
     ("building rows (typed columns + raw jsonb dump)", "core/entities.py", "build", None),
-    ("DB: COPY rows into staging", "psycopg/_copy.py", "write_row", None),
-    ("DB: upsert statement (server side)", "psycopg/connection.py", "execute", ("core/writer.py", "write_batch")),
+    ("DB: stored-version lookups (full listings)", "core/sync.py", "lookup", None),
+    ("DB: COPY rows into staging", "psycopg/_copy.py", "write_row", ("core/writer.py", "write_batch")),
+    ("DB: upsert statement (server side)", "psycopg/connection.py", "execute", ("core/writer.py", "merge")),
     ("DB: whole write_batch (COPY + upsert + staging DDL)", "core/writer.py", "write_batch", None),
+    ("DB: seen keys for delete propagation", "core/sync.py", "add", None),
+    ("DB: delete propagation (anti-join update)", "core/writer.py", "soft_delete_missing", None),
     ("DB: commits", "psycopg/transaction.py", "__exit__", None),
     ("sync loop total (sync_stream)", "core/sync.py", "sync_stream", None),
 )
 
 
-def summarize_profile(profiler: cProfile.Profile, path: Path) -> dict[str, Any]:
+def summarize_profile(profiler: cProfile.Profile, path: Path, label: str) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(str(path))
     stats = pstats.Stats(profiler)
@@ -315,11 +360,11 @@ def summarize_profile(profiler: cProfile.Profile, path: Path) -> dict[str, Any]:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
     top_text = out.getvalue()
-    print("\n[profile] cumulative seconds by part (parts nest; profiler overhead inflates all):")
+    print(f"\n[profile: {label}] cumulative seconds by part (parts nest; profiler overhead inflates all):")
     print(f"  {'profiled total':<55} {total:8.2f}")
     for label, seconds in buckets.items():
         print(f"  {label:<55} {seconds:8.2f}")
-    print("\n[profile] top functions by own time:")
+    print(f"\n[profile: {label}] top functions by own time:")
     print("\n".join(top_text.splitlines()[:45]))
     return {"profile_file": str(path), "profiled_total_seconds": round(total, 2), "parts_seconds": buckets,
             "top_by_tottime": top_text}
@@ -334,6 +379,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def _cpu(run: dict[str, Any]) -> str:
+    cpu = run.get("cpu_seconds")
+    return " / ".join(f"{cpu[k]:.2f}" for k in ("sync_process", "postgres", "sandbox")) if cpu else "-"
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -352,9 +402,11 @@ def print_table(results: dict[str, Any]) -> None:
             ("  full sync: API calls", first["api_calls"]),
             ("  full sync: peak RSS of this process (MB)", first["peak_rss_mb"]),
             ("  full sync: WAL written (MB)", first["wal_mb"]),
+            ("  full sync: CPU s (sync process / PostgreSQL / sandbox)", _cpu(first)),
             ("  no-change sync: wall time (s)", second["wall_seconds"]),
             ("  no-change sync: sync steps (s)", second["sync_step_seconds"]),
             ("  no-change sync: WAL written (MB)", second["wal_mb"]),
+            ("  no-change sync: CPU s (sync process / PostgreSQL / sandbox)", _cpu(second)),
             ("  no-change sync: API calls", second["api_calls"]),
             ("  no-change sync: rows written", second["rows_written"]),
             ("  peak RSS after both runs (MB)", second["peak_rss_mb"]),
@@ -397,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-unlimited", action="store_true")
     parser.add_argument("--skip-limited", action="store_true")
     parser.add_argument("--profile", action="store_true",
-                        help="cProfile the first unlimited sync (figures go to *.profiled.json)")
+                        help="cProfile both unlimited syncs (figures go to *.profiled.json)")
     args = parser.parse_args(argv)
     Interrupts.install()
 

@@ -14,17 +14,18 @@ In an ordered stream, records whose updated-at is before (cursor − overlap) ar
 write; the overlap re-reads the boundary and the upsert absorbs the duplicates. An unordered stream
 writes every record it lists and lets the upsert skip the unchanged ones: an offset-paged listing
 shifts when a record is deleted mid-scan, so a record can be missed by one run while older than
-the cursor, and skipping it then would lose it until it next changes. What it does skip, page by
-page, are records whose stored (live) row carries the very same provider updated-at, *and* that
-updated-at is older than the previous complete scan's start minus the overlap (the stored cursor
-is never later than that start). A record edited again within the provider's timestamp resolution
-keeps its updated-at: only a version the previous scan read well after it was made can be trusted
-to be the last one with that stamp; anything newer is compared in full by the upsert.
+the cursor, and skipping it then would lose it until it next changes. What it does skip (one
+indexed lookup per 1,000 records read), are records whose stored (live) row carries the very
+same provider updated-at, *and* that updated-at is older than the previous complete scan's
+start minus the overlap (the stored cursor is never later than that start). A record edited
+again within the provider's timestamp resolution keeps its updated-at: only a version the
+previous scan read well after it was made can be trusted to be the last one with that stamp;
+anything newer is compared in full by the upsert.
 
 A stream that `propagate_deletes` reads a complete listing every run: when the listing ends, rows
 of the account it did not return are soft-deleted (`deleted_at`), with the writer's mass-deletion
 guard; a record listed again is revived. The keys read are kept in a session temporary table,
-filled batch by batch, so memory stays flat whatever the listing's size.
+filled server-side as the listing goes, so memory stays flat whatever the listing's size.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.core import cursors
 from sync_pipelines.core.database import ensure_tables, qualified
-from sync_pipelines.core.entities import describe_columns, dig, key_builder, key_columns, parse_instant, row_builder
+from sync_pipelines.core.entities import describe_columns, digger, key_columns, parse_instant, row_builder
 from sync_pipelines.core.report import SyncReport
 from sync_pipelines.core.writer import MassDeleteRefused, UpsertWriter
 
@@ -90,16 +91,16 @@ def sync_stream(
     report.cursor_before = None if full_refresh else cursors.load(conn, stream.name, account)
     since = report.cursor_before - stream.overlap if report.cursor_before else None
     updated_at_path = stream.table.info.get("updated_at_path")
+    updated_at_of = digger(updated_at_path) if updated_at_path else None
     build = row_builder(stream.table)
     writer = UpsertWriter(stream.table, revive_when_seen=stream.propagate_deletes)
-    # Only worth a lookup per page once a scan has completed (a first sync finds nothing stored).
-    versions = (_StoredVersions(stream.table)
-                if updated_at_path and not stream.ordered and since is not None else None)
     seen = _SeenKeys(conn, stream.table) if stream.propagate_deletes else None
     listing_started = conn.execute("SELECT clock_timestamp()").fetchone()[0] if seen else None
+    # Only worth a lookup once a scan has completed (a first sync finds nothing stored).
+    versions = (_StoredVersions(stream.table, seen=seen.table if seen else None)
+                if updated_at_path and not stream.ordered and since is not None else None)
     newest: datetime | None = None
     rows: list[tuple] = []
-    keys: list[tuple] = []
 
     def flush(final: bool) -> None:
         cursor = None
@@ -107,34 +108,33 @@ def sync_stream(
             cursor = newest if stream.ordered else min(newest, started_at)
         with conn.transaction():
             report.counts += writer.write_batch(conn, rows)
-            if seen is not None:
-                seen.add(conn, keys)
+            if seen is not None and rows:  # (the lookup recorded the keys of the records it found)
+                seen.add_staged(conn, writer.staging)
             if cursor is not None:
                 cursors.save(conn, stream.name, account, cursor)
         report.batches += 1
         if log:
             log(f"{stream.name} [{account}]: committed batch {report.batches} ({len(rows)} rows)")
         rows.clear()
-        keys.clear()
 
     try:
-        for page, is_last in _with_last(fetch(since)):
-            stored = versions.lookup(conn, account, page) if versions else {}
-            for record in page:
+        # Stored versions are looked up for several pages at once: one round trip per
+        # _LOOKUP_RECORDS records instead of one per page (other streams take pages as they come).
+        for records, is_last in _grouped(fetch(since), _LOOKUP_RECORDS if versions else 0):
+            stored = versions.lookup(conn, account, records) if versions else {}
+            for record in records:
                 report.fetched += 1
-                updated = parse_instant(dig(record, updated_at_path)) if updated_at_path else None
+                updated = parse_instant(updated_at_of(record)) if updated_at_of else None
                 if stream.ordered and since is not None and updated is not None and updated < since:
                     report.skipped_older += 1
                     continue
                 if updated is not None and (newest is None or updated > newest):
                     newest = updated
-                if seen is not None:
-                    keys.append(seen.key(record))
                 if stored and updated is not None and updated < since and stored.get(versions.key_of(record)) == updated:
                     report.skipped_same_version += 1
                     continue
                 rows.append(build(account, record))
-            if len(rows) >= stream.batch_size or len(keys) >= stream.batch_size or is_last:
+            if len(rows) >= stream.batch_size or is_last:
                 flush(final=is_last)
         if seen is not None:  # the listing ended: everything upstream has been read
             try:
@@ -159,24 +159,29 @@ def sync_stream(
     return report
 
 
+# Records per stored-version lookup (a few pages; the lookup is one indexed probe per record).
+_LOOKUP_RECORDS = 1_000
+
+
 class _SeenKeys:
-    """The keys a complete listing returned, in a temporary table of this session (filled batch
-    by batch in the batches' transactions) for the anti-join of the delete propagation."""
+    """The keys a complete listing returned, in a temporary table of this session, for the
+    anti-join of the delete propagation. Filled server-side, never key by key from Python: the
+    keys of written records from the writer's staging table (in the batch's transaction), those
+    of records already stored by the stored-version lookup (the stored rows it found, skipped or
+    not). Together: every listed key that has a live row, which is all the anti-join asks."""
 
     def __init__(self, conn: psycopg.Connection, table: sa.Table):
-        columns = [c for c in key_columns(table) if c != "account"]
-        self.key = key_builder(table)
+        self.columns = [c for c in key_columns(table) if c != "account"]
         self.table = sql.Identifier(f"_seen_{table.schema or 'public'}_{table.name}"[:63])
-        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-        self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(self.table, cols)
+        cols = sql.SQL(", ").join(map(sql.Identifier, self.columns))
+        self._from_staging = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ").format(self.table, cols, cols)
         self.drop(conn)
         conn.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
             self.table, cols, qualified(table)))
 
-    def add(self, conn: psycopg.Connection, keys: list[tuple]) -> None:
-        with conn.cursor().copy(self._copy) as copy:
-            for key in keys:
-                copy.write_row(key)
+    def add_staged(self, conn: psycopg.Connection, staging: sql.Composable) -> None:
+        """Record every key of `staging` (a staging table of this transaction)."""
+        conn.execute(self._from_staging + staging)
 
     def drop(self, conn: psycopg.Connection) -> None:
         if not conn.broken and not conn.closed:
@@ -184,11 +189,12 @@ class _SeenKeys:
 
 
 class _StoredVersions:
-    """The provider updated-at already stored for the records of one page, by key."""
+    """The provider updated-at already stored for a group of records, by key; with `seen`, the
+    keys of the stored rows found are recorded there in the same statement."""
 
-    def __init__(self, table: sa.Table):
+    def __init__(self, table: sa.Table, *, seen: sql.Identifier | None = None):
         keys = [c for c in key_columns(table) if c != "account"]
-        self._paths = [table.columns[k].info.get("path", k) for k in keys]
+        self._paths = [digger(table.columns[k].info.get("path", k)) for k in keys]
         types = [table.columns[k].type.compile(dialect=postgresql.dialect()) for k in keys]
         arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types)
         # One key column: `= ANY` is a plain index scan; several: match rows of unnest(arrays).
@@ -197,18 +203,33 @@ class _StoredVersions:
                      sql.SQL(", ").join(map(sql.Identifier, keys)), arrays))
         # A soft-deleted row is not a stored version: a listing that returns it revives it.
         live = sql.SQL(" AND deleted_at IS NULL" if "deleted_at" in table.columns else "")
+        cols = sql.SQL(", ").join(map(sql.Identifier, keys))
         self._query = sql.SQL("SELECT {}, source_updated_at FROM {} WHERE account = %s AND {}{}").format(
-            sql.SQL(", ").join(map(sql.Identifier, keys)), qualified(table), match, live)
+            cols, qualified(table), match, live)
+        if seen is not None:
+            self._query = sql.SQL("WITH found AS ({}), recorded AS (INSERT INTO {} ({}) SELECT {} FROM found)"
+                                  " SELECT * FROM found").format(self._query, seen, cols, cols)
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(str(dig(record, path)) for path in self._paths)
+        return tuple(str(path(record)) for path in self._paths)
 
-    def lookup(self, conn: psycopg.Connection, account: str, page: list[dict[str, Any]]) -> dict[tuple, datetime]:
-        columns = [[dig(record, path) for record in page] for path in self._paths]
-        if not page or any(value is None for values in columns for value in values):
+    def lookup(self, conn: psycopg.Connection, account: str, records: list[dict[str, Any]]) -> dict[tuple, datetime]:
+        columns = [[path(record) for record in records] for path in self._paths]
+        if not records or any(value is None for values in columns for value in values):
             return {}
         found = conn.execute(self._query, (account, *columns)).fetchall()
         return {tuple(str(v) for v in row[:-1]): row[-1] for row in found if row[-1] is not None}
+
+
+def _grouped(pages: Pages, at_least: int) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+    """Consecutive pages joined until they hold `at_least` records or the listing ends (0: each
+    page as it comes), with a flag telling whether the group ends the listing."""
+    group: list[dict[str, Any]] = []
+    for page, is_last in _with_last(pages):
+        group.extend(page)
+        if len(group) >= at_least or is_last:
+            yield group, is_last
+            group = []
 
 
 def _with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:

@@ -200,8 +200,6 @@ class TableWriter:
             where += sql.SQL(" AND ") + scope
         params = {"account": account, "since": listed_since, **(scope_params or {})}
         with conn.transaction():
-            live = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(target.table, where),
-                                params).fetchone()[0]
             deleted = conn.execute(
                 sql.SQL("UPDATE {t} AS t SET {deleted} = now(), {stamp} = now() WHERE {where}"
                         " AND NOT EXISTS (SELECT FROM {seen} AS s WHERE {match})").format(
@@ -210,6 +208,11 @@ class TableWriter:
                     match=sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in keys)),
                 params,
             ).rowcount
+            if not deleted:  # the usual case: no second scan of the account's rows for the guard
+                return 0
+            # The rows just marked no longer match `where`: live before = still live + marked.
+            live = deleted + conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(target.table, where),
+                                          params).fetchone()[0]
             if deleted > max_delete_fraction * live:
                 raise MassDeleteRefused(  # leaving the savepoint rolls the UPDATE back
                     f"{target.label}: the listing would soft-delete {deleted} of {live} live rows of account"

@@ -10,6 +10,7 @@ from sync_pipelines.core import cursors
 from sync_pipelines.core.dg.metadata import report_metadata
 from sync_pipelines.core.entities import entity_table
 from sync_pipelines.core.sync import Stream, sync_stream
+from sync_pipelines_tests.core.statements import recorded_statements
 
 OLD, NEW = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
 
@@ -205,3 +206,38 @@ def test_delete_propagation_is_declared_on_a_complete_listing_with_soft_deletes(
         Stream(name="x", table=make_table(unique), propagate_deletes=True)
     with pytest.raises(ValueError, match="complete"):
         Stream(name="x", table=soft_table(unique), ordered=True, propagate_deletes=True)
+
+
+def test_delete_propagation_records_the_listed_keys_server_side(conn, unique):
+    """No key goes through Python a second time: written records' keys come from the writer's
+    staging table, those of records skipped by version from the version lookup itself; so a
+    no-change rerun commits one batch, as it did before deletes were propagated."""
+    table = soft_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, propagate_deletes=True, batch_size=2)
+    one_per_page = [[rec(i)] for i in range(1, 13)] + [[rec(99, NEW)]]  # 99 moves the cursor past OLD
+    with recorded_statements(conn) as first_statements:
+        first = sync_stream(conn, stream, "a", scripted(*one_per_page))
+    assert first.counts.inserted == 13
+
+    # Items 1-10 skipped by version, 11 edited (written), 12 gone upstream, 99 compared in full.
+    listing = [[rec(i)] for i in range(1, 11)] + [[rec(11, NEW)], [rec(99, NEW)]]
+    with recorded_statements(conn) as statements:
+        again = sync_stream(conn, stream, "a", scripted(*listing))
+    assert (again.skipped_same_version, again.counts.updated, again.counts.unchanged) == (10, 1, 1)
+    assert again.batches == 1  # the two rows; the skipped records' keys needed no batch of their own
+    assert not [s for s in first_statements + statements if s.startswith("COPY") and "_seen_" in s]
+    assert again.counts.deleted == 1 and live_and_deleted(conn, table) == ([*range(1, 12), 99], [12])
+
+
+def test_stored_versions_are_looked_up_for_many_pages_at_once(conn, unique):
+    """A no-change rerun of a full listing is one round trip per page to the provider; the version
+    lookup must not add another per page (it takes up to 1,000 records at a time)."""
+    table = make_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, batch_size=5)
+    pages = [[rec(i), rec(i + 1000)] for i in range(1, 51)] + [[rec(99, NEW)]]  # 99 moves the cursor past OLD
+    sync_stream(conn, stream, "a", scripted(*pages))
+
+    with recorded_statements(conn) as statements:
+        again = sync_stream(conn, stream, "a", scripted(*pages))
+    lookups = [s for s in statements if "source_updated_at" in s and s.startswith("SELECT")]
+    assert len(lookups) == 1 and again.skipped_same_version == 100 and again.counts.unchanged == 1

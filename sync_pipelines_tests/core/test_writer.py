@@ -1,9 +1,12 @@
+import pytest
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.entities import entity_table, row_builder
-from sync_pipelines.core.writer import UpsertWriter
+from sync_pipelines.core.writer import MassDeleteRefused, UpsertWriter
+from sync_pipelines_tests.core.statements import recorded_statements
 
 
 def make_table(suffix: str) -> sa.Table:
@@ -189,3 +192,31 @@ def test_one_batch_of_many_accounts_counts_per_account(conn, unique):
     as_tuples = {k: (v.inserted, v.updated, v.unchanged) for k, v in counts.items()}
     assert as_tuples == {"a": (0, 1, 1), "b": (1, 0, 1), "c": (1, 0, 0)}
     assert conn.execute(f"SELECT count(*) FROM t_{unique}.items").fetchone()[0] == 4
+
+
+def test_a_delete_propagation_with_nothing_to_delete_reads_the_table_once(conn, unique):
+    """The guard's live-row count is only needed when something would be deleted: a listing that
+    returned every row (the usual run) costs one pass over the account's rows, not two."""
+    table = entity_table(sa.MetaData(), f"t_{unique}", "items", sa.Column("item_id", sa.BigInteger, nullable=False),
+                         key=["item_id"], soft_delete=True)
+    ensure_tables(conn, [table])
+    write(conn, table, "a", [{"item_id": i} for i in (1, 2, 3)])
+    listed_since = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+    conn.execute(f"CREATE TEMP TABLE seen_{unique} (item_id bigint)")
+    conn.execute(f"INSERT INTO seen_{unique} VALUES (1), (2), (3)")
+    seen = sql.Identifier(f"seen_{unique}")
+    writer = UpsertWriter(table, revive_when_seen=True)
+
+    with recorded_statements(conn) as statements:
+        deleted = writer.soft_delete_missing(conn, "a", seen, listed_since=listed_since)
+    reads = [s for s in statements if f'"t_{unique}"."items"' in s]
+    assert deleted == 0 and len(reads) == 1 and reads[0].startswith("UPDATE")
+
+    # With something to delete the guard still counts the rows that were live before the update.
+    conn.execute(f"DELETE FROM seen_{unique} WHERE item_id = 3")
+    assert writer.soft_delete_missing(conn, "a", seen, listed_since=listed_since) == 1
+    conn.execute(f"DELETE FROM seen_{unique} WHERE item_id = 2")
+    with pytest.raises(MassDeleteRefused, match="1 of 2 live rows"):
+        writer.soft_delete_missing(conn, "a", seen, listed_since=listed_since, max_delete_fraction=0.4)
+    assert conn.execute(f"SELECT item_id FROM {table.fullname} WHERE deleted_at IS NULL ORDER BY 1").fetchall() == [
+        (1,), (2,)]
