@@ -251,10 +251,13 @@ def compile_seconds(repeats: int = 5) -> float:
 
 def bytecode_state() -> dict[str, Any]:
     """Whether our modules load from cached bytecode: without it every run compiles them again."""
-    sources = list((Path(__file__).resolve().parents[1] / "sync_pipelines").rglob("*.py"))
+    import importlib.util
+
+    package = Path(importlib.util.find_spec("sync_pipelines").submodule_search_locations[0])
+    sources = list(package.rglob("*.py"))
     cached = [s for s in sources
               if (s.parent / "__pycache__" / f"{s.stem}.{sys.implementation.cache_tag}.pyc").exists()]
-    return {"PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
+    return {"PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""), "package": str(package),
             "our_modules": len(sources), "our_modules_with_bytecode": len(cached)}
 
 
