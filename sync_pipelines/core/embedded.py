@@ -17,7 +17,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import fasteners
 import psycopg
 from psycopg import sql
 
@@ -72,6 +71,8 @@ class EmbeddedPostgres:
         self._wanted_port = port
         # fast: no fsync, for throwaway test clusters only.
         self._fast = fast
+        import fasteners  # here: every run imports this module (through core.database), few start a server
+
         self._lock = fasteners.InterProcessLock(str(self.root) + ".lock")
         self._run_as = _SYSTEM_USER if os.geteuid() == 0 else None
         # Whether the last ensure_running() started the server (rather than found it running):

@@ -8,6 +8,10 @@ Secret hygiene: error messages, exception attributes and log lines only ever car
 the HTTP method and the URL *path* -- never header values or query strings -- and
 transport exceptions are re-raised ``from None`` because requests/urllib3 messages
 embed the full URL.
+
+requests and urllib3 are imported when the first client is built, not with this module: the code
+location imports it, and every run pays for what the location imports, while only runs that call
+an API open a session (replication, webhook and operations runs never do).
 """
 
 from __future__ import annotations
@@ -20,14 +24,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
 from sync_pipelines.core.rowcodec import response_json
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -255,56 +258,6 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-# ------------------------------------------------------------------------- retry
-class _CountingRetry(Retry):
-    """urllib3 Retry that reports into the owning client's stats, sleeps through the
-    client's (injectable) sleep and refuses absurd Retry-After values."""
-
-    owner: HttpClient | None = None
-
-    def new(self, **kw: Any) -> _CountingRetry:  # urllib3 makes a new Retry per attempt
-        retry = super().new(**kw)
-        retry.owner = self.owner
-        return retry
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
-                  _stacktrace=None):
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        # Only reached when a retry will follow; the final response is counted by the client.
-        if self.owner is not None and response is not None:
-            self.owner._saw_response(response.status, response.headers)
-            log.info("%s %s: HTTP %s, retrying", method, urlsplit(url or "").path, response.status)
-        elif error is not None:
-            log.info("%s %s: %s, retrying", method, urlsplit(url or "").path, type(error).__name__)
-        return retry
-
-    def get_backoff_time(self) -> float:
-        # urllib3 skips backoff on the first retry; hammering a throttled API is rude.
-        n = len(self.history)
-        if n == 0:
-            return 0.0
-        value = self.backoff_factor * 2 ** (n - 1) + random.random() * self.backoff_jitter
-        return float(min(self.backoff_max, value))
-
-    def sleep(self, response=None) -> None:
-        owner = self.owner
-        if owner is None:
-            return super().sleep(response)
-        delay = self.get_backoff_time()
-        retry_after = None
-        if response is not None and self.respect_retry_after_header:
-            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-        if retry_after is not None:
-            if retry_after > owner.max_retry_after:
-                raise _RetryAfterTooLong(retry_after)
-            delay = max(delay, retry_after)
-        if response is not None and response.status == 429 and owner.rate_limiter is not None:
-            owner.rate_limiter.penalize(delay)  # other clients of this account back off too
-        owner._wait(delay)
-        owner.stats.retries += 1
-        owner._before_send()
-
-
 # ------------------------------------------------------------------------ client
 class HttpClient:
     """One requests.Session per provider account. Not meant to be shared across
@@ -331,7 +284,12 @@ class HttpClient:
         self._sleep = sleep
         self._origin = _origin(base_url)
         self._secrets = [v for v in headers.values() if v and len(v) >= 4]
-        retry = _CountingRetry(
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        from sync_pipelines.core.http_retry import CountingRetry
+
+        retry = CountingRetry(
             total=max_retries, connect=max_retries, read=max_retries, status=max_retries,
             redirect=0, allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
             status_forcelist=RETRY_STATUSES, backoff_factor=backoff_factor, backoff_max=backoff_max,
@@ -344,7 +302,7 @@ class HttpClient:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
-    # -- plumbing used by _CountingRetry
+    # -- plumbing used by CountingRetry
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
             self._sleep(seconds)
@@ -386,6 +344,8 @@ class HttpClient:
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
 
     def get(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> requests.Response:
+        import requests  # loaded by __init__; a name lookup here
+
         url = self.resolve(path_or_url)
         path = urlsplit(url).path or "/"
         self._before_send()
@@ -412,6 +372,8 @@ class HttpClient:
         """(parsed body, response). Truncated/invalid JSON -- or, with `list_key`, a body
         whose `list_key` isn't a list -- is re-requested up to `malformed_retries` times
         because such glitches are usually transient proxy/edge errors."""
+        import requests  # loaded by __init__; a name lookup here
+
         problem, resp, status = "", None, None
         for attempt in range(self.malformed_retries + 1):
             if attempt:
@@ -442,6 +404,8 @@ class HttpClient:
         reads' rules: `max_retries`, jittered backoff, Retry-After honoured up to
         `max_retry_after` (refused above it), the account's limiter paused. A 5xx is not
         retried (the write may have been applied) and raises ServerError."""
+        import requests  # loaded by __init__; a name lookup here
+
         url = self.resolve(path)
         path_only = urlsplit(url).path
         resp = None

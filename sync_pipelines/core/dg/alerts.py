@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import psycopg
-import requests
 import sqlalchemy as sa
 from psycopg.rows import class_row
 
@@ -69,6 +68,8 @@ def failure_threshold(provider: str, environ: Mapping[str, str] = os.environ) ->
 
 def post_alert(url: str, text: str, *, attempts: int = 3, timeout: float = 5.0, backoff: float = 0.5) -> bool:
     """POST `{"text": …}` (Slack, Teams and most chat webhooks accept it); True when delivered."""
+    import requests  # here, not at the top: the code location (so every run) loads this module
+
     for attempt in range(1, attempts + 1):
         try:
             response = requests.post(url, json={"text": text}, timeout=timeout)
