@@ -78,7 +78,8 @@ def dagster_env(pg: ThrowawayPostgres, home: Path, dagster_db: str, app_url: str
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "SHOPIFY_"))}
     env.update(DAGSTER_HOME=str(home), DAGSTER_PG_USERNAME="postgres", DAGSTER_PG_PASSWORD="trust",
                DAGSTER_PG_HOST="127.0.0.1", DAGSTER_PG_PORT=str(pg.server.port), DAGSTER_PG_DB=dagster_db,
-               DATABASE_URL=app_url, PYTHONUNBUFFERED="1")
+               DATABASE_URL=app_url, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
     return env
 
 
