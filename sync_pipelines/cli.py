@@ -16,11 +16,11 @@ import argparse
 import sys
 
 import sync_pipelines.defs
-from sync_pipelines.core.database import redact_url, resolve_database_url
+from sync_pipelines.core.connection import DatabaseConnectionError
+from sync_pipelines.core.database import connect_app_database, redact_url, resolve_database_url
 from sync_pipelines.core.embedded import EmbeddedPostgres
 from sync_pipelines.core.providers import ProviderDeclaration, discover_providers, unknown_provider_message
 from sync_pipelines.core.registry import CADENCES, list_accounts, set_active, upsert_account
-from sync_pipelines.core.dg.resources import AppDatabase
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -64,8 +64,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 # -- accounts ----------------------------------------------------------------------------------
 def cmd_accounts(args: argparse.Namespace) -> int:
     provider: ProviderDeclaration | None = args.declaration  # set by main(): a known provider
-    db = AppDatabase()
-    with db.connect() as conn:
+    with connect_app_database(autocommit=True) as conn:
         if args.action == "add":
             account = upsert_account(
                 conn, provider, args.account, credentials_env=args.credentials_env,
@@ -158,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.provider and args.provider not in known:
             parser.error(unknown_provider_message(args.provider, known))
         args.declaration = known.get(args.provider) if args.provider else None
-    return args.func(args)
+    try:
+        return args.func(args)
+    except DatabaseConnectionError as error:
+        # One line saying what to check, not a traceback; it never contains the password.
+        print(f"sync-pipelines: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

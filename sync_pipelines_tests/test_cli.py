@@ -99,3 +99,28 @@ def test_status_stops_the_embedded_server_it_started(monkeypatch, capsys):
         assert not server.is_running()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("closed port", "connection refused"),
+    ("wrong password", "password authentication failed"),
+    ("unknown database", "no such database"),
+])
+def test_a_wrong_database_url_is_one_line_on_stderr_without_the_password(postgres_server, fault, reason):
+    """Not a psycopg traceback: one line naming user, host, port and database, and what to check."""
+    import subprocess
+    import sys
+
+    from sync_pipelines_tests.core.wrong_urls import WRONG_PASSWORD, wrong_urls
+
+    url = wrong_urls(postgres_server)[fault]
+    env = dict(os.environ, DATABASE_URL=url)
+    result = subprocess.run([sys.executable, "-m", "sync_pipelines.cli", "accounts", "list"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = [line for line in result.stderr.splitlines() if "RuntimeDirWarning" not in line
+              and "user_runtime_dir" not in line]
+    assert line.startswith("sync-pipelines: cannot connect to the app database")
+    assert url.split("@", 1)[1] in line and reason in line and "DATABASE_URL" in line
+    assert WRONG_PASSWORD not in result.stderr and "Traceback" not in result.stderr
