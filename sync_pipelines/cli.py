@@ -71,7 +71,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                 display_name=args.name, cadence=args.cadence, lookback_days=args.lookback_days,
                 sync_enabled=not args.disabled,
             )
-            print(f"registered {account.provider}/{account.account} (cadence {account.cadence});"
+            print(f"registered {account.provider}/{account.account} ({provider.drives(account.cadence)});"
                   " the accounts sensor adds its partition within a minute")
         elif args.action in ("activate", "deactivate"):
             if not set_active(conn, provider, args.account, args.action == "activate"):
@@ -81,8 +81,10 @@ def cmd_accounts(args: argparse.Namespace) -> int:
         else:
             for a in list_accounts(conn, provider.name if provider else None):
                 state = "active" if a.active else "inactive"
-                auto = a.cadence if a.sync_enabled else "manual only"
-                print(f"{a.provider:12} {a.account:20} {state:8} {auto:12} creds=${a.credentials_env}")
+                # What launches its syncs: its cadence, or its provider's fixed schedules.
+                declared = args.known.get(a.provider)
+                auto = (declared.drives(a.cadence) if declared else a.cadence) if a.sync_enabled else "manual only"
+                print(f"{a.provider:12} {a.account:20} {state:8} {'$' + a.credentials_env:28} {auto}")
     return 0
 
 
@@ -126,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_argument("account", nargs="?")
     accounts.add_argument("--credentials-env", help="env var that holds this account's secret")
     accounts.add_argument("--name", help="display name")
-    accounts.add_argument("--cadence", choices=CADENCES, default="30min")
+    accounts.add_argument("--cadence", choices=CADENCES,
+                          help="which schedule syncs it (default 30min); only for providers without fixed"
+                               " schedules (shipstation)")
     accounts.add_argument("--lookback-days", type=int, default=1)
     accounts.add_argument("--disabled", action="store_true", help="no automatic syncs")
     accounts.set_defaults(func=cmd_accounts)
@@ -156,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         known = discover_providers(sync_pipelines.defs)
         if args.provider and args.provider not in known:
             parser.error(unknown_provider_message(args.provider, known))
+        args.known = known
         args.declaration = known.get(args.provider) if args.provider else None
+        if args.cadence and args.declaration and args.declaration.schedules:
+            parser.error(f"{args.provider} accounts follow fixed schedules, not --cadence"
+                         f" ({args.declaration.drives(args.cadence)})")
+        args.cadence = args.cadence or "30min"
     try:
         return args.func(args)
     except DatabaseConnectionError as error:
