@@ -7,7 +7,7 @@
                                         (PROVIDER: a folder of sync_pipelines/defs declaring
                                         provider.py, e.g. shipstation, shopify)
     sync-pipelines status [--days 7] [--provider P] [--json]
-    sync-pipelines db start | stop | url
+    sync-pipelines db start | stop | url | env
 """
 
 from __future__ import annotations
@@ -97,9 +97,28 @@ def cmd_db(args: argparse.Namespace) -> int:
     elif args.action == "start":
         server.ensure_running()
         print(server.ensure_database("app"))
+    elif args.action == "env":
+        print(embedded_env_exports())
     else:
         print(redact_url(resolve_database_url()))
     return 0
+
+
+# What `dagster` and `psql` need to reach the embedded databases by hand, as `make dev` sets them.
+EMBEDDED_ENV = ("DAGSTER_HOME", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT",
+                "DAGSTER_PG_DB", "DATABASE_URL", "SOURCE_DATABASE_URL")
+
+
+def embedded_env_exports() -> str:
+    """`export NAME=value` lines for the embedded server (started if needed), e.g. for
+    `eval "$(sync-pipelines db env)"` before `dagster schedule stop …` from the project root."""
+    import shlex
+
+    from sync_pipelines.dev import local_environment
+
+    env: dict[str, str] = {}
+    local_environment(env)  # from nothing: the embedded values, whatever this shell has set
+    return "\n".join(f"export {name}={shlex.quote(env[name])}" for name in EMBEDDED_ENV)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     db = sub.add_parser("db", help="the embedded PostgreSQL")
-    db.add_argument("action", choices=["start", "stop", "url"])
+    db.add_argument("action", choices=["start", "stop", "url", "env"],
+                    help="env: export lines of DAGSTER_HOME, DAGSTER_PG_* and the database URLs (starts it)")
     db.set_defaults(func=cmd_db)
     return parser
 

@@ -237,6 +237,15 @@ def spawn(command: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(command, **kwargs)
 
 
+def dagster_dev(env: Mapping[str, str], port: int, **popen_kwargs) -> subprocess.Popen:
+    """`dagster dev` (webserver + daemon) on the project's workspace, started in DAGSTER_HOME:
+    started in the project root, Dagster would warn that the root's dagster.yaml "will not be
+    used" — it is used, through the link in DAGSTER_HOME, but Dagster only looks at the path."""
+    return spawn([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+                  "-w", str(PROJECT_ROOT / "workspace.yaml")],
+                 cwd=env["DAGSTER_HOME"], env=dict(env), start_new_session=True, **popen_kwargs)
+
+
 def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     check_ports(dev_ports(args))
@@ -269,11 +278,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Dagster UI        http://127.0.0.1:{args.port}")
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _interrupt)
-        dagster = spawn(
-            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
-             "-w", str(PROJECT_ROOT / "workspace.yaml")],
-            cwd=PROJECT_ROOT, env=env, start_new_session=True,
-        )
+        dagster = dagster_dev(env, args.port)
         try:
             return dagster.wait()
         except KeyboardInterrupt:

@@ -166,3 +166,33 @@ def test_declared_schedules_are_the_schedules_the_code_location_runs():
             assert set(declared.schedules.values()) == per_account, name
         else:
             assert cadence_schedules <= {s.name for s in mine}, name
+
+
+def test_db_env_prints_what_dagster_commands_need_by_hand(monkeypatch, capsys):
+    """`eval "$(sync-pipelines db env)"` gives a shell Dagster's PostgreSQL storage and the app database."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from sync_pipelines.core.embedded import EmbeddedPostgres, _free_port
+
+    local = Path(tempfile.mkdtemp(prefix="sync-db-env-"))
+    local.chmod(0o755)
+    monkeypatch.setenv("SYNC_LOCAL_DIR", str(local))
+    monkeypatch.setenv("SYNC_EMBEDDED_PG_PORT", str(_free_port()))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere.example/app")  # not what db env prints
+    server = EmbeddedPostgres(local / "postgres")
+    try:
+        assert main(["db", "env"]) == 0
+        exports = capsys.readouterr().out
+        assert f"export DAGSTER_PG_PORT={server.port}\n" in exports and "elsewhere" not in exports
+        probe = ("import dagster, psycopg, os; i = dagster.DagsterInstance.get();"
+                 " print(type(i.run_storage).__name__, len(i.get_runs()));"
+                 " psycopg.connect(os.environ['DATABASE_URL']).close(); print('app ok')")
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DATABASE_URL"))}
+        result = subprocess.run(["bash", "-c", f'eval "$1"; exec "{sys.executable}" -c "$2"', "-", exports, probe],
+                                capture_output=True, text=True, env=clean, timeout=120)
+        assert result.stdout.splitlines() == ["PostgresRunStorage 0", "app ok"], result.stderr
+    finally:
+        server.stop()
