@@ -97,13 +97,14 @@ def test_a_wrong_database_url_stops_dev_before_anything_starts(postgres_server, 
     assert "password authentication failed" in err and "Traceback" not in err and WRONG_PASSWORD not in err
 
 
-def test_dagster_dev_starts_without_the_dagster_yaml_will_not_be_used_warning(dagster_env):
+def test_dagster_dev_starts_without_the_dagster_yaml_will_not_be_used_warning(dagster_env, database_url):
     """Started from the project root, `dagster dev` warned that the root's dagster.yaml "will not
     be used" although the same file is DAGSTER_HOME's; `dev` starts it where no such doubt arises."""
     import os
     import threading
 
-    child = dev.dagster_dev(dagster_env, _free_port(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(dagster_env, DATABASE_URL=database_url)  # sensors never start the project's own server
+    child = dev.dagster_dev(env, _free_port(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # However Dagster behaves, the process group goes within 120 s and the read below ends.
     watchdog = threading.Timer(120, os.killpg, (child.pid, signal.SIGKILL))
     watchdog.start()

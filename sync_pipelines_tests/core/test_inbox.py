@@ -11,8 +11,12 @@ from sync_pipelines.core import inbox
 
 
 @pytest.fixture
-def provider(unique):
-    return f"test-{unique}"
+def provider(conn, unique):
+    """The test's provider; its deliveries go afterwards (a pending row backdated by a test would
+    make every later `/health` in the session unhealthy once it is older than 15 minutes)."""
+    name = f"test-{unique}"
+    yield name
+    conn.execute("DELETE FROM sync.inbox WHERE provider = ANY(%s)", ([name, name + "-b", name + "-other"],))
 
 
 def _append(conn, provider, delivery_id, account="shop-a", topic="orders/create", **kwargs):
