@@ -7,7 +7,7 @@
                                         (PROVIDER: a folder of sync_pipelines/defs declaring
                                         provider.py, e.g. shipstation, shopify)
     sync-pipelines status [--days 7] [--provider P] [--json]
-    sync-pipelines db start | stop | url
+    sync-pipelines db start | stop | url | env
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import argparse
 import sys
 
 import sync_pipelines.defs
-from sync_pipelines.core.database import redact_url, resolve_database_url
+from sync_pipelines.core.connection import DatabaseConnectionError
+from sync_pipelines.core.database import connect_app_database, redact_url, resolve_database_url
 from sync_pipelines.core.embedded import EmbeddedPostgres
 from sync_pipelines.core.providers import ProviderDeclaration, discover_providers, unknown_provider_message
 from sync_pipelines.core.registry import CADENCES, list_accounts, set_active, upsert_account
-from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.receiver.limits import add_arguments as add_receiver_arguments
 
 
@@ -65,15 +65,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 # -- accounts ----------------------------------------------------------------------------------
 def cmd_accounts(args: argparse.Namespace) -> int:
     provider: ProviderDeclaration | None = args.declaration  # set by main(): a known provider
-    db = AppDatabase()
-    with db.connect() as conn:
+    with connect_app_database(autocommit=True) as conn:
         if args.action == "add":
             account = upsert_account(
                 conn, provider, args.account, credentials_env=args.credentials_env,
                 display_name=args.name, cadence=args.cadence, lookback_days=args.lookback_days,
                 sync_enabled=not args.disabled,
             )
-            print(f"registered {account.provider}/{account.account} (cadence {account.cadence});"
+            print(f"registered {account.provider}/{account.account} ({provider.drives(account.cadence)});"
                   " the accounts sensor adds its partition within a minute")
         elif args.action in ("activate", "deactivate"):
             if not set_active(conn, provider, args.account, args.action == "activate"):
@@ -83,8 +82,10 @@ def cmd_accounts(args: argparse.Namespace) -> int:
         else:
             for a in list_accounts(conn, provider.name if provider else None):
                 state = "active" if a.active else "inactive"
-                auto = a.cadence if a.sync_enabled else "manual only"
-                print(f"{a.provider:12} {a.account:20} {state:8} {auto:12} creds=${a.credentials_env}")
+                # What launches its syncs: its cadence, or its provider's fixed schedules.
+                declared = args.known.get(a.provider)
+                auto = (declared.drives(a.cadence) if declared else a.cadence) if a.sync_enabled else "manual only"
+                print(f"{a.provider:12} {a.account:20} {state:8} {'$' + a.credentials_env:28} {auto}")
     return 0
 
 
@@ -97,9 +98,28 @@ def cmd_db(args: argparse.Namespace) -> int:
     elif args.action == "start":
         server.ensure_running()
         print(server.ensure_database("app"))
+    elif args.action == "env":
+        print(embedded_env_exports())
     else:
         print(redact_url(resolve_database_url()))
     return 0
+
+
+# What `dagster` and `psql` need to reach the embedded databases by hand, as `make dev` sets them.
+EMBEDDED_ENV = ("DAGSTER_HOME", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT",
+                "DAGSTER_PG_DB", "DATABASE_URL", "SOURCE_DATABASE_URL")
+
+
+def embedded_env_exports() -> str:
+    """`export NAME=value` lines for the embedded server (started if needed), e.g. for
+    `eval "$(sync-pipelines db env)"` before `dagster schedule stop …` from the project root."""
+    import shlex
+
+    from sync_pipelines.dev import local_environment
+
+    env: dict[str, str] = {}
+    local_environment(env)  # from nothing: the embedded values, whatever this shell has set
+    return "\n".join(f"export {name}={shlex.quote(env[name])}" for name in EMBEDDED_ENV)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_argument("account", nargs="?")
     accounts.add_argument("--credentials-env", help="env var that holds this account's secret")
     accounts.add_argument("--name", help="display name")
-    accounts.add_argument("--cadence", choices=CADENCES, default="30min")
+    accounts.add_argument("--cadence", choices=CADENCES,
+                          help="which schedule syncs it (default 30min); only for providers without fixed"
+                               " schedules (shipstation)")
     accounts.add_argument("--lookback-days", type=int, default=1)
     accounts.add_argument("--disabled", action="store_true", help="no automatic syncs")
     accounts.set_defaults(func=cmd_accounts)
@@ -139,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     db = sub.add_parser("db", help="the embedded PostgreSQL")
-    db.add_argument("action", choices=["start", "stop", "url"])
+    db.add_argument("action", choices=["start", "stop", "url", "env"],
+                    help="env: export lines of DAGSTER_HOME, DAGSTER_PG_* and the database URLs (starts it)")
     db.set_defaults(func=cmd_db)
     return parser
 
@@ -157,8 +180,18 @@ def main(argv: list[str] | None = None) -> int:
         known = discover_providers(sync_pipelines.defs)
         if args.provider and args.provider not in known:
             parser.error(unknown_provider_message(args.provider, known))
+        args.known = known
         args.declaration = known.get(args.provider) if args.provider else None
-    return args.func(args)
+        if args.cadence and args.declaration and args.declaration.schedules:
+            parser.error(f"{args.provider} accounts follow fixed schedules, not --cadence"
+                         f" ({args.declaration.drives(args.cadence)})")
+        args.cadence = args.cadence or "30min"
+    try:
+        return args.func(args)
+    except DatabaseConnectionError as error:
+        # One line saying what to check, not a traceback; it never contains the password.
+        print(f"sync-pipelines: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

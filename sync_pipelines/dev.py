@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
+from sync_pipelines.core.connection import connect
 from sync_pipelines.core.database import redact_url
 from sync_pipelines.core.embedded import EmbeddedPostgres, _port_free, local_dir
 from sync_pipelines.core.registry import get_account, upsert_account
-from sync_pipelines.core.dg.resources import AppDatabase
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER_DATABASE = "dagster"
@@ -97,6 +97,18 @@ def local_environment(env: dict[str, str], *, app_database: bool = True) -> Embe
     return server
 
 
+def app_connection(env: Mapping[str, str]):
+    """A connection to `env`'s app database; failing, a `DatabaseConnectionError` (one line)."""
+    source = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "the embedded PostgreSQL"
+    return connect(env["DATABASE_URL"], source=source, autocommit=True)
+
+
+def check_app_database(env: Mapping[str, str]) -> None:
+    """Open the app database once, so a wrong DATABASE_URL stops `dev` before anything starts."""
+    with app_connection(env):
+        pass
+
+
 def dev_ports(args: argparse.Namespace) -> dict[str, int]:
     """The ports `dev` listens on, by the option that sets them."""
     return {"--port (Dagster UI)": args.port, "--sandbox-port": args.sandbox_port,
@@ -129,7 +141,7 @@ def _set_credentials(env: dict[str, str], provider: str, accounts) -> None:
 
 
 def _register(env: dict[str, str], provider: str, accounts) -> None:
-    with AppDatabase(url=env["DATABASE_URL"]).connect() as conn:
+    with app_connection(env) as conn:
         for account in accounts:
             var = credentials_env(provider, account)
             found = get_account(conn, provider, account)
@@ -194,7 +206,7 @@ def _subscribe_sandbox_shops(env: dict[str, str]) -> None:
     os.environ.update({k: v for k, v in env.items() if k.startswith("SHOPIFY_TOKEN_")})
     os.environ["SYNC_RECEIVER_PUBLIC_URL"] = env["SYNC_RECEIVER_PUBLIC_URL"]
     client = ShopifyClient(base_url_template=env["SHOPIFY_BASE_URL_TEMPLATE"])
-    with AppDatabase(url=env["DATABASE_URL"]).connect() as conn:
+    with app_connection(env) as conn:
         for shop in SHOPIFY_SHOPS:
             manage(client, get_account(conn, "shopify", shop), "update", default_address())
 
@@ -225,12 +237,23 @@ def spawn(command: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(command, **kwargs)
 
 
+def dagster_dev(env: Mapping[str, str], port: int, **popen_kwargs) -> subprocess.Popen:
+    """`dagster dev` (webserver + daemon) on the project's workspace, started in DAGSTER_HOME:
+    started in the project root, Dagster would warn that the root's dagster.yaml "will not be
+    used" — it is used, through the link in DAGSTER_HOME, but Dagster only looks at the path."""
+    return spawn([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+                  "-w", str(PROJECT_ROOT / "workspace.yaml")],
+                 cwd=env["DAGSTER_HOME"], env=dict(env), start_new_session=True, **popen_kwargs)
+
+
 def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     check_ports(dev_ports(args))
     steps = demo_steps(env)
     with ExitStack() as stack:
         server = local_environment(env)
+        # A wrong DATABASE_URL stops here with one line, not after everything started.
+        check_app_database(env)
         # Stop only a server this process started: not one kept by --keep-db, `db start` or another `dev`.
         if server is not None and server.started and not args.keep_db:
             stack.callback(server.stop)
@@ -255,11 +278,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Dagster UI        http://127.0.0.1:{args.port}")
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _interrupt)
-        dagster = spawn(
-            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
-             "-w", str(PROJECT_ROOT / "workspace.yaml")],
-            cwd=PROJECT_ROOT, env=env, start_new_session=True,
-        )
+        dagster = dagster_dev(env, args.port)
         try:
             return dagster.wait()
         except KeyboardInterrupt:

@@ -99,3 +99,100 @@ def test_status_stops_the_embedded_server_it_started(monkeypatch, capsys):
         assert not server.is_running()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("closed port", "connection refused"),
+    ("wrong password", "password authentication failed"),
+    ("unknown database", "no such database"),
+])
+def test_a_wrong_database_url_is_one_line_on_stderr_without_the_password(postgres_server, fault, reason):
+    """Not a psycopg traceback: one line naming user, host, port and database, and what to check."""
+    import subprocess
+    import sys
+
+    from sync_pipelines_tests.core.wrong_urls import WRONG_PASSWORD, wrong_urls
+
+    url = wrong_urls(postgres_server)[fault]
+    env = dict(os.environ, DATABASE_URL=url)
+    result = subprocess.run([sys.executable, "-m", "sync_pipelines.cli", "accounts", "list"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = [line for line in result.stderr.splitlines() if "RuntimeDirWarning" not in line
+              and "user_runtime_dir" not in line]
+    assert line.startswith("sync-pipelines: cannot connect to the app database")
+    assert url.split("@", 1)[1] in line and reason in line and "DATABASE_URL" in line
+    assert WRONG_PASSWORD not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_accounts_list_shows_what_really_drives_each_account(database_url, unique, capsys):
+    """A Shopify shop follows the provider's fixed schedules: no registry cadence shown (nor accepted)."""
+    shop, store = f"drives-{unique}.myshopify.com", f"drives-{unique}"
+    assert main(["accounts", "add", "shopify", shop, "--credentials-env", "SHOPIFY_TOKEN_X"]) == 0
+    added = capsys.readouterr().out
+    assert "schedules: orders+customers every 15 min" in added and "30min" not in added
+    assert main(["accounts", "add", "shipstation", store, "--credentials-env", "K", "--cadence", "hourly"]) == 0
+    capsys.readouterr()
+    assert main(["accounts", "list"]) == 0
+    listed = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert listed[shop].endswith("schedules: orders+customers every 15 min, products every 30 min,"
+                                 " analytics hourly, cleanup daily 02:00 UTC")
+    assert "30min" not in listed[shop]
+    assert listed[store].endswith(" hourly")
+    with pytest.raises(SystemExit) as exited:
+        main(["accounts", "add", "shopify", shop, "--credentials-env", "SHOPIFY_TOKEN_X", "--cadence", "daily"])
+    assert exited.value.code == 2
+    assert "follow fixed schedules" in capsys.readouterr().err
+
+
+def test_declared_schedules_are_the_schedules_the_code_location_runs():
+    """What `accounts list` shows comes from provider.py; it must match the Dagster schedules: a
+    provider declaring fixed schedules has exactly those crons and no cadence schedules, one that
+    declares none has a schedule for every registry cadence."""
+    import sync_pipelines.defs
+    from sync_pipelines.core.providers import discover_providers
+    from sync_pipelines.core.registry import CADENCES
+    from sync_pipelines.definitions import defs
+
+    schedules = list(defs.schedules or [])
+    for name, declared in discover_providers(sync_pipelines.defs).items():
+        mine = [s for s in schedules if s.name.startswith(f"{name}_")]
+        cadence_schedules = {f"{name}_{cadence}_schedule" for cadence in CADENCES}
+        if declared.schedules:
+            assert not cadence_schedules & {s.name for s in mine}
+            # Its per-account syncs (the hourly webhook health check is not one).
+            per_account = {s.cron_schedule for s in mine if "webhooks" not in s.name}
+            assert set(declared.schedules.values()) == per_account, name
+        else:
+            assert cadence_schedules <= {s.name for s in mine}, name
+
+
+def test_db_env_prints_what_dagster_commands_need_by_hand(monkeypatch, capsys):
+    """`eval "$(sync-pipelines db env)"` gives a shell Dagster's PostgreSQL storage and the app database."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from sync_pipelines.core.embedded import EmbeddedPostgres, _free_port
+
+    local = Path(tempfile.mkdtemp(prefix="sync-db-env-"))
+    local.chmod(0o755)
+    monkeypatch.setenv("SYNC_LOCAL_DIR", str(local))
+    monkeypatch.setenv("SYNC_EMBEDDED_PG_PORT", str(_free_port()))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere.example/app")  # not what db env prints
+    server = EmbeddedPostgres(local / "postgres")
+    try:
+        assert main(["db", "env"]) == 0
+        exports = capsys.readouterr().out
+        assert f"export DAGSTER_PG_PORT={server.port}\n" in exports and "elsewhere" not in exports
+        probe = ("import dagster, psycopg, os; i = dagster.DagsterInstance.get();"
+                 " print(type(i.run_storage).__name__, len(i.get_runs()));"
+                 " psycopg.connect(os.environ['DATABASE_URL']).close(); print('app ok')")
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DATABASE_URL"))}
+        result = subprocess.run(["bash", "-c", f'eval "$1"; exec "{sys.executable}" -c "$2"', "-", exports, probe],
+                                capture_output=True, text=True, env=clean, timeout=120)
+        assert result.stdout.splitlines() == ["PostgresRunStorage 0", "app ok"], result.stderr
+    finally:
+        server.stop()

@@ -73,3 +73,50 @@ def test_children_honour_sigint_when_started_with_it_ignored():
         assert child.communicate(timeout=30)[0].strip() == "False"
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_wrong_database_url_stops_dev_before_anything_starts(postgres_server, dagster_env):
+    """One line naming the database and what to check, instead of a UI whose every run fails."""
+    import os
+
+    from sync_pipelines_tests.core.wrong_urls import WRONG_PASSWORD, wrong_urls
+
+    env = dict(dagster_env, DATABASE_URL=wrong_urls(postgres_server)["wrong password"])
+    ports = [str(_free_port()) for _ in range(4)]
+    command = [sys.executable, "-m", "sync_pipelines.cli", "dev", "--port", ports[0], "--sandbox-port", ports[1],
+               "--shopify-sandbox-port", ports[2], "--receiver-port", ports[3]]
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    assert child.returncode == 1 and out == ""
+    assert "password authentication failed" in err and "Traceback" not in err and WRONG_PASSWORD not in err
+
+
+def test_dagster_dev_starts_without_the_dagster_yaml_will_not_be_used_warning(dagster_env, database_url):
+    """Started from the project root, `dagster dev` warned that the root's dagster.yaml "will not
+    be used" although the same file is DAGSTER_HOME's; `dev` starts it where no such doubt arises."""
+    import os
+    import threading
+
+    env = dict(dagster_env, DATABASE_URL=database_url)  # sensors never start the project's own server
+    child = dev.dagster_dev(env, _free_port(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # However Dagster behaves, the process group goes within 120 s and the read below ends.
+    watchdog = threading.Timer(120, os.killpg, (child.pid, signal.SIGKILL))
+    watchdog.start()
+    seen = []
+    try:
+        for line in child.stdout:
+            seen.append(line)
+            if "Launching Dagster services" in line:
+                break
+    finally:
+        watchdog.cancel()
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    assert any("Launching Dagster services" in line for line in seen), "".join(seen)
+    assert not any("will not be used" in line for line in seen), "".join(seen)

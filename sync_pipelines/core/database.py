@@ -18,6 +18,7 @@ from psycopg import sql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
+from sync_pipelines.core.connection import connect
 from sync_pipelines.core.embedded import EmbeddedPostgres
 
 APP_DATABASE = "app"
@@ -40,6 +41,21 @@ def resolve_database_url(url: str | None = None) -> str:
         server.ensure_running()
         _embedded_url = server.ensure_database(APP_DATABASE)
     return _embedded_url
+
+
+def url_source(url: str | None = None) -> str:
+    """Where `resolve_database_url(url)` takes the URL from, for error messages."""
+    if url:
+        return "the app_db resource's url"
+    if os.environ.get("DATABASE_URL"):
+        return "DATABASE_URL"
+    return "the embedded PostgreSQL"
+
+
+def connect_app_database(url: str | None = None, **kwargs) -> psycopg.Connection:
+    """A connection to the app database (see `resolve_database_url`); a failure raises
+    `core.connection.DatabaseConnectionError`, one line saying what to check."""
+    return connect(resolve_database_url(url), source=url_source(url), **kwargs)
 
 
 def normalize_url(url: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TypeVar
@@ -43,6 +43,16 @@ class ProviderDeclaration:
     name: str
     normalise_account: Callable[[str], str] = field(default=_as_typed)
     description: str = ""
+    schedules: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """What → UTC cron of the fixed schedules that sync every account, when the provider has
+    them; empty when each account's registry `cadence` picks its schedule. `accounts list` and
+    `accounts add` show what really drives an account from this."""
+
+    def drives(self, cadence: str) -> str:
+        """What launches an account's syncs: its cadence, or the provider's fixed schedules."""
+        if not self.schedules:
+            return cadence
+        return "schedules: " + ", ".join(f"{what} {describe_cron(cron)}" for what, cron in self.schedules.items())
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum() or self.name != self.name.lower():
@@ -51,6 +61,23 @@ class ProviderDeclaration:
             raise ValueError(f"{TRIGGER_PROVIDER!r} is reserved for external triggers")
         if not callable(self.normalise_account):
             raise TypeError(f"{self.name}: normalise_account must be callable")
+
+
+def describe_cron(cron: str) -> str:
+    """A few words for the crons schedules use (`*/15 * * * *` → `every 15 min`), else the cron."""
+    fields = cron.split()
+    if len(fields) != 5 or fields[2:] != ["*", "*", "*"]:
+        return cron
+    minute, hour = fields[:2]
+    if minute.startswith("*/") and hour == "*":
+        return f"every {minute[2:]} min"
+    if minute == "0" and hour == "*":
+        return "hourly"
+    if minute == "0" and hour.startswith("*/"):
+        return f"every {hour[2:]} h"
+    if minute.isdigit() and hour.isdigit():
+        return f"daily {int(hour):02d}:{int(minute):02d} UTC"
+    return cron
 
 
 def declared_modules(package: ModuleType, module: str) -> list[ModuleType]:

@@ -2,7 +2,9 @@
 
 Every sync asset behaves the same: look up the run's account in the registry, open one API
 session for it, run the sync loop, report the standard metadata. Bad credentials fail the step
-without retries (retrying cannot fix them); anything else is retried by the `RetryPolicy`.
+without retries (retrying cannot fix them), and so does an app database a retry cannot open (wrong
+password, database, host or URL: `AppDatabaseUnavailable` from the `app_db` resource, one line);
+anything else, a database outage included, is retried by the `RetryPolicy`.
 """
 
 

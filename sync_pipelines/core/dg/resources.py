@@ -7,7 +7,8 @@ from contextlib import contextmanager
 import dagster as dg
 import psycopg
 
-from sync_pipelines.core.database import resolve_database_url
+from sync_pipelines.core.connection import DatabaseConnectionError
+from sync_pipelines.core.database import connect_app_database, resolve_database_url
 from sync_pipelines.core.http import BucketHeader, HttpClient, RateLimiter, RateLimitHeaders
 from sync_pipelines.core.registry import Account
 
@@ -24,6 +25,27 @@ def setting(value: str | None, env: str, default: str) -> str:
     return os.environ.get(env) or default
 
 
+class AppDatabaseUnavailable(dg.Failure):
+    """The app database could not be opened: one line naming host, port, database and user (never
+    the password). Retried by the step's RetryPolicy only when waiting can help (an outage, not a
+    wrong URL or credentials)."""
+
+    def __init__(self, error: DatabaseConnectionError):
+        # On a step's last attempt an outage fails with this line too, not "Exceeded max_retries".
+        super().__init__(description=str(error), allow_retries=error.retryable and _retries_left())
+        self.retryable = error.retryable
+
+
+def _retries_left() -> bool:
+    """Whether the step running now (if any) has a retry left after this attempt."""
+    try:
+        context = dg.OpExecutionContext.get()
+    except dg.DagsterInvariantViolationError:  # not in a step (sensor, schedule): nothing to decide
+        return True
+    policy = context.op_def.retry_policy
+    return policy is None or context.retry_number < policy.max_retries
+
+
 class AppDatabase(dg.ConfigurableResource):
     """Connections to the app database that every sync writes to.
 
@@ -37,8 +59,16 @@ class AppDatabase(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection]:
-        """An autocommit connection: every write happens inside an explicit `transaction()`."""
-        with psycopg.connect(self.resolved_url(), autocommit=True) as conn:
+        """An autocommit connection: every write happens inside an explicit `transaction()`.
+
+        Failing to connect raises `AppDatabaseUnavailable` (a `dg.Failure`), so every step, sensor
+        and schedule using the resource fails with the one-line reason, at once when retrying
+        cannot help."""
+        try:
+            conn = connect_app_database(self.url, autocommit=True)
+        except DatabaseConnectionError as error:
+            raise AppDatabaseUnavailable(error) from None
+        with conn:
             yield conn
 
 

@@ -14,4 +14,7 @@ DECLARATION = ProviderDeclaration(
     name=NAME,
     normalise_account=normalise_account,
     description="Shopify Admin API; the account is the shop's myshopify domain",
+    # The seed's per-entity crons (schedules.py); a shop's registry cadence plays no part.
+    schedules={"orders+customers": "*/15 * * * *", "products": "*/30 * * * *", "analytics": "0 * * * *",
+               "cleanup": "0 2 * * *"},
 )

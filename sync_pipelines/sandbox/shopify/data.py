@@ -99,6 +99,7 @@ class ShopData:
         self._next_number = 1000
         self._sku_prefix = ""
         self._touches = 0
+        self.drift_step = 0  # the next step of the drift rotation (mutations.DRIFT_ROTATION)
         self._versions = dict.fromkeys(RESOURCES, 0)
         self._views: dict[tuple, tuple[int, list[Any], list[tuple[int, int]]]] = {}
         self._iso_cache: dict[int, str] = {}

@@ -14,6 +14,15 @@ from sync_pipelines.sandbox.shopify.data import (
     make_products, money, order_json, product_json,
 )
 
+# What `drift` adds, one step per tick and in this order, on top of its random mix: every topic
+# a subscription can ask for (SUPPORTED_TOPICS) is sent at least once per cycle of len(DRIFT_ROTATION)
+# ticks — carts and checkouts first (they exist only as webhooks), and each delete balanced by a
+# creation so a long demo neither empties nor floods a shop.
+DRIFT_ROTATION = ("cart_create", "checkout_create", "cart_update", "checkout_update",
+                  "add_orders", "update_orders", "pay_orders", "cancel_orders", "delete_orders",
+                  "add_customers", "update_customers", "delete_customers",
+                  "add_products", "update_products", "delete_products")
+
 MUTATIONS = ("update_orders", "add_orders", "pay_orders", "cancel_orders", "close_orders", "delete_orders",
              "update_customers", "add_customers", "delete_customers",
              "update_products", "add_products", "delete_products")
@@ -283,12 +292,31 @@ class ShopifyMutations:
             return {name: getattr(self, name)(shop, int(n)) for name, n in counts.items() if int(n) > 0}
 
     def drift(self, shop: str) -> dict[str, list[int]]:
-        """A small random mix of mutations, like a live shop between two syncs."""
-        with self._lock:
-            rng = self.shop(shop)._rng
+        """A small random mix of mutations, like a live shop between two syncs, plus the next step
+        of `DRIFT_ROTATION`, so every topic the sandbox sends comes round within one cycle."""
+        with self._lock, self.batch():
+            data = self.shop(shop)
+            rng = data._rng
             plan = {"update_orders": rng.randint(0, 3), "add_orders": int(rng.random() < 0.4),
                     "pay_orders": int(rng.random() < 0.2), "close_orders": int(rng.random() < 0.2),
                     "cancel_orders": int(rng.random() < 0.05), "update_customers": int(rng.random() < 0.3),
                     "update_products": int(rng.random() < 0.2)}
-            return self.mutate(shop, **plan)
+            done = self.mutate(shop, **plan)
+            step = DRIFT_ROTATION[data.drift_step % len(DRIFT_ROTATION)]
+            data.drift_step += 1
+            done.setdefault(step, []).extend(self._drift_step(shop, step))
+            return done
+
+    def _drift_step(self, shop: str, step: str) -> list[int]:
+        """One rotation step; returns the ids it touched (carts and checkouts have tokens: none)."""
+        if step in ("cart_create", "cart_update", "checkout_create", "checkout_update"):
+            kind, event = step.split("_")
+            getattr(self, f"{kind}_event")(shop, event)
+            return []
+        if step == "pay_orders":
+            paid = self.pay_orders(shop, 1)
+            if not paid:  # nothing left to pay: a new order, paid later (orders/create, then orders/paid)
+                paid = self.pay_orders(shop, ids=self.add_orders(shop, 1))
+            return paid
+        return getattr(self, step)(shop, 1)
 
