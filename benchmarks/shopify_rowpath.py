@@ -238,6 +238,7 @@ def run_ours(sandbox: SandboxProcess, dsn: str, levers: set[str], profile: Path 
         "orders_per_cpu_second": round(orders / cpu, 1),
         "sandbox_cpu_seconds": _delta(sandbox_cpu0, sandbox_cpu),
         "postgres_backend_cpu_seconds": _delta(backend_cpu0, backend_cpu),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],  # the machine is shared
         "profiled": profile is not None,
     }
 
