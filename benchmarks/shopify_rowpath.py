@@ -91,17 +91,21 @@ def _delta(before: float | None, after: float | None) -> float | None:
 
 
 # ----------------------------------------------------------------------------- levers
-LEVERS = ("decode", "build", "encode")
+LEVERS = ("decode", "build", "encode", "rawbytes")
 LEVER_DOC = {
     "decode": "response bytes parsed by orjson (rowcodec.response_json) instead of requests' .json()",
     "build": "row builder with paths split once and plain-dict reads (entities.digger) instead of dig()",
     "encode": "raw/jsonb columns serialized by orjson (rowcodec.dumps_json) instead of json.dumps",
+    "rawbytes": "raw column written from each record's own bytes in the page (rowcodec.loads_page, "
+                "raw_json) instead of re-serializing the parsed record (needs decode)",
 }
 
 
-def _legacy_row_builder(table: Any, dumps: Any) -> Any:
+def _legacy_row_builder(table: Any, dumps: Any, raw: Any = None) -> Any:
     """The row builder as it was before the row-path work (entities.row_builder at 042cf5b),
-    verbatim but for `dumps`, the raw/jsonb serializer (the `encode` lever)."""
+    verbatim but for `dumps`, the raw/jsonb serializer (the `encode` lever), and `raw`, the raw
+    column's (default `dumps`; the `rawbytes` lever)."""
+    raw = raw or dumps
     import sqlalchemy as sa
     from sqlalchemy.dialects.postgresql import JSONB
 
@@ -128,7 +132,7 @@ def _legacy_row_builder(table: Any, dumps: Any) -> Any:
         if name == "account":
             getters.append(lambda account, record: account)
         elif name == "raw":
-            getters.append(lambda account, record: dumps(record))
+            getters.append(lambda account, record: raw(record))
         elif name == "source_updated_at":
             getters.append(
                 (lambda account, record: parse_instant(dig(record, updated_at_path)))
@@ -154,11 +158,14 @@ def levers_on(enabled: set[str]):
         return json.dumps(value, separators=(",", ":"))
 
     dumps = rowcodec.dumps_json if "encode" in enabled else json_dumps
-    swaps = [(entities, "dumps_json", dumps)]
+    raw = rowcodec.raw_json if "rawbytes" in enabled else dumps
+    swaps = [(entities, "dumps_json", dumps), (entities, "raw_json", raw)]
     if "decode" not in enabled:
-        swaps.append((http, "response_json", lambda resp: resp.json()))
+        swaps.append((http, "response_json", lambda resp, list_key=None: resp.json()))
+    elif "rawbytes" not in enabled:
+        swaps.append((http, "response_json", lambda resp, list_key=None: rowcodec.response_json(resp)))
     if "build" not in enabled:
-        swaps.append((sync, "row_builder", lambda table: _legacy_row_builder(table, dumps)))
+        swaps.append((sync, "row_builder", lambda table: _legacy_row_builder(table, dumps, raw)))
     saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
     try:
         for module, name, value in swaps:
@@ -231,6 +238,7 @@ def run_ours(sandbox: SandboxProcess, dsn: str, levers: set[str], profile: Path 
         "orders_per_cpu_second": round(orders / cpu, 1),
         "sandbox_cpu_seconds": _delta(sandbox_cpu0, sandbox_cpu),
         "postgres_backend_cpu_seconds": _delta(backend_cpu0, backend_cpu),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],  # the machine is shared
         "profiled": profile is not None,
     }
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
-from sync_pipelines.core.rowcodec import dumps_json
+from sync_pipelines.core.rowcodec import dumps_json, raw_json
 
 BOOKKEEPING = ("raw", "source_updated_at", "synced_at")
 
@@ -122,7 +122,7 @@ def row_builder(table: sa.Table) -> Callable[[str, Mapping[str, Any]], tuple]:
         if name == "account":
             getters.append(lambda account, record: account)
         elif name == "raw":
-            getters.append(lambda account, record: dumps_json(record))
+            getters.append(lambda account, record: raw_json(record))
         elif name == "deleted_at" and "path" not in column.info:
             getters.append(lambda account, record: None)  # set by delete propagation, not the record
         elif name == "source_updated_at":
@@ -149,14 +149,14 @@ def key_builder(table: sa.Table) -> Callable[[Mapping[str, Any]], tuple]:
 
     return key
 def digger(path: str) -> Callable[[Mapping[str, Any]], Any]:
-    """`lambda record: dig(record, path)`, faster (the path split once, plain dicts read with
-    `dict.get` instead of an `isinstance(…, Mapping)` check per step)."""
+    """`lambda record: dig(record, path)`, faster (the path split once, dicts — records from a
+    page are a dict subclass — read with `dict.get` without an `isinstance(…, Mapping)` check)."""
     parts = tuple(path.split("."))
     if len(parts) == 1:
         key = parts[0]
 
         def get_one(record: Mapping[str, Any]) -> Any:
-            if type(record) is dict:
+            if isinstance(record, dict):
                 return record.get(key)
             return record.get(key) if isinstance(record, Mapping) else None
 
@@ -165,7 +165,7 @@ def digger(path: str) -> Callable[[Mapping[str, Any]], Any]:
     def get_path(record: Mapping[str, Any]) -> Any:
         value: Any = record
         for part in parts:
-            if type(value) is not dict and not isinstance(value, Mapping):
+            if not isinstance(value, dict) and not isinstance(value, Mapping):
                 return None
             value = value.get(part)
         return value

@@ -382,7 +382,7 @@ class HttpClient:
             try:
                 resp = self.get(path_or_url, params)
                 status = resp.status_code
-                body = response_json(resp)
+                body = response_json(resp, list_key)
             except MalformedResponseError:
                 problem = "response body truncated"
             except requests.exceptions.JSONDecodeError:

@@ -22,6 +22,15 @@ old way instead:
   never in the `jsonb` value: PostgreSQL parses both to the same value, and a ``\\u0000`` escape
   is written (and refused by `jsonb`) exactly as before.
 
+- ``response_json(resp, list_key)`` (a page of records under ``list_key``): each record also
+  keeps its exact bytes from the body (a ``RawRecord``), and ``raw_json`` hands those to `COPY`
+  for the `raw` column instead of serializing the parsed dict again. The `jsonb` value is the same
+  but for the spelling of numbers: PostgreSQL keeps a numeric's scale, so ``1.50`` stays ``1.50``
+  (``raw ->> 'price'``) where the re-serialized float gave ``1.5``; `jsonb` equality compares
+  numbers by value, so a row stored either way is "unchanged" for the same record. A ``\\u0000``
+  escape reaches `jsonb` (and is refused) exactly as before; a body msgspec refuses (`NaN`, …) is
+  parsed the old way, into plain dicts, serialized by ``dumps_json``.
+
 `COPY` itself stays with psycopg's ``copy.write_row``: its C implementation formats a row faster
 than text lines built in Python (measured: 8 vs 12 µs per slim order row, 16 vs 26 µs per full one).
 """
@@ -35,9 +44,12 @@ from typing import Any
 
 import msgspec
 import orjson
+from psycopg.types.json import Jsonb
 
 _UTF8 = frozenset({"utf-8", "utf8", "utf_8"})
 _DECODER = msgspec.json.Decoder()
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
@@ -68,16 +80,111 @@ def loads_bytes(content: bytes) -> Any:
             gc.enable()
 
 
-def response_json(resp: Any) -> Any:
+class RawRecord(dict):
+    """A record parsed from a page, with its exact JSON text from the body (``raw``, a
+    ``msgspec.Raw``) for the `raw` column. Changing its top level drops the text (the record then
+    goes through ``dumps_json``); nested values must not be changed in place (nothing does)."""
+
+    __slots__ = ("raw",)
+
+    def _changed(self) -> None:
+        self.raw = None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._changed()
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> RawRecord:
+        self._changed()
+        return super().__ior__(other)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._changed()
+        super().update(*args, **kwargs)
+
+    def pop(self, *args: Any) -> Any:
+        self._changed()
+        return super().pop(*args)
+
+    def popitem(self) -> Any:
+        self._changed()
+        return super().popitem()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self._changed()
+        return super().setdefault(key, default)
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+    def __reduce__(self) -> tuple:  # a copy or a pickle is a plain dict: its text is not carried
+        return dict, (dict(self),)
+
+
+def _with_raw(value: Any, raw: msgspec.Raw) -> Any:
+    if type(value) is not dict:
+        return value
+    record = RawRecord(value)
+    record.raw = raw
+    return record
+
+
+def loads_page(content: bytes, list_key: str) -> Any:
+    """``loads_bytes(content)``, with each object of the list under ``list_key`` a ``RawRecord``
+    carrying its own bytes; raises ``ValueError`` wherever ``loads_bytes`` would (every byte of the
+    body is decoded, not only skipped over)."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        body = {}
+        for key, raw in _TOP_LEVEL.decode(content).items():
+            if key == list_key:
+                try:
+                    items = _RAW_LIST.decode(raw)
+                except msgspec.ValidationError:  # not a list: decoded as it is, for the caller to refuse
+                    body[key] = _DECODER.decode(raw)
+                else:
+                    body[key] = [_with_raw(_DECODER.decode(item), item) for item in items]
+            else:
+                body[key] = _DECODER.decode(raw)
+        return body
+    finally:
+        if paused:
+            gc.enable()
+
+
+def response_json(resp: Any, list_key: str | None = None) -> Any:
     """``resp.json()``, faster: msgspec for a UTF-8 body it accepts, else ``resp.json()`` itself
-    (same value, same ``requests.exceptions.JSONDecodeError``)."""
+    (same value, same ``requests.exceptions.JSONDecodeError``). With ``list_key``, the records
+    of a page under that key keep their bytes (``loads_page``)."""
     encoding = resp.encoding
     if encoding is None or encoding.lower() in _UTF8:
+        content = resp.content
+        if list_key is not None and content[:1] == b"{":
+            try:
+                return loads_page(content, list_key)
+            except ValueError:
+                pass
         try:
-            return loads_bytes(resp.content)
+            return loads_bytes(content)
         except ValueError:
             pass
     return resp.json(parse_float=_parse_float, parse_constant=_parse_constant)
+
+
+def raw_json(record: Any) -> Any:
+    """The `raw` column's value: the record's own bytes from the page (wrapped for psycopg as
+    `jsonb` text, never turned into a ``str``), or ``dumps_json(record)``."""
+    if type(record) is RawRecord and record.raw is not None:
+        return Jsonb(record.raw, bytes)
+    return dumps_json(record)
 
 
 def dumps_json(value: Any) -> str:

@@ -43,6 +43,9 @@ def test_levers_swap_and_restore():
     assert (http.response_json, sync.row_builder, entities.dumps_json) == before
     with bench.levers_on(set(bench.LEVERS)):
         assert (http.response_json, sync.row_builder, entities.dumps_json) == before
+    with bench.levers_on(set(bench.LEVERS) - {"rawbytes"}):
+        assert entities.raw_json is not rowcodec.raw_json and http.response_json is not rowcodec.response_json
+    assert (entities.raw_json, http.response_json) == (rowcodec.raw_json, rowcodec.response_json)
 
 
 def test_baseline_and_optimized_build_the_same_rows(orders):
