@@ -50,6 +50,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     server = local_environment(os.environ, app_database=False)  # type: ignore[arg-type]
     now = datetime.now(UTC)
     try:
+        check_dagster_storage(os.environ)
         with dg.DagsterInstance.get() as instance:
             rows = status_report(instance, days=args.days, provider=args.provider)
     finally:
@@ -60,6 +61,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render_table(rows, now) if rows else f"no sync runs in the last {args.days} days")
     return 0
+
+
+def check_dagster_storage(environ) -> None:
+    """Open Dagster's storage database (`DAGSTER_PG_*`) once, so a dead or wrong one is the one
+    line of `core.connection` rather than SQLAlchemy's traceback from inside Dagster."""
+    from psycopg.conninfo import make_conninfo
+
+    from sync_pipelines.core.connection import connect
+
+    if not environ.get("DAGSTER_PG_HOST"):
+        return
+    url = make_conninfo(host=environ["DAGSTER_PG_HOST"], port=environ.get("DAGSTER_PG_PORT") or "5432",
+                        dbname=environ.get("DAGSTER_PG_DB") or "", user=environ.get("DAGSTER_PG_USERNAME") or "",
+                        password=environ.get("DAGSTER_PG_PASSWORD") or "")
+    connect(url, source="DAGSTER_PG_*", what="Dagster's storage").close()
 
 
 # -- accounts ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The documented way to add and deactivate an account, without hand-written SQL."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +197,24 @@ def test_db_env_prints_what_dagster_commands_need_by_hand(monkeypatch, capsys):
         assert result.stdout.splitlines() == ["PostgresRunStorage 0", "app ok"], result.stderr
     finally:
         server.stop()
+
+
+def test_status_with_a_dead_dagster_storage_is_one_line(tmp_path):
+    """`status` reads Dagster's storage (DAGSTER_PG_*): a dead one is one line too, not a traceback."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "dagster.yaml").symlink_to(Path(__file__).resolve().parents[1] / "dagster.yaml")
+    env = dict(os.environ, DAGSTER_HOME=str(tmp_path), DAGSTER_PG_HOST="127.0.0.1", DAGSTER_PG_PORT=str(port),
+               DAGSTER_PG_DB="dagster", DAGSTER_PG_USERNAME="postgres", DAGSTER_PG_PASSWORD="s3cret-pw")
+    result = subprocess.run([sys.executable, "-m", "sync_pipelines.cli", "status"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "s3cret-pw" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "RuntimeDirWarning" not in line
+              and "user_runtime_dir" not in line]
+    assert line.startswith("sync-pipelines: cannot connect to Dagster's storage postgres@127.0.0.1:")
+    assert "DAGSTER_PG_*" in line
