@@ -127,15 +127,20 @@ class TableWriter:
             into if into is not None else self.staging, self._cols, sql.SQL(", ".join(options)))
 
     # -- writing ---------------------------------------------------------------------------
-    def write_batch(self, conn: psycopg.Connection, rows: Sequence[tuple]) -> WriteCounts:
-        """Upsert Python rows (in `columns` order); must run inside a transaction."""
-        if not rows:
-            return WriteCounts()
+    def _stage(self, conn: psycopg.Connection, rows: Sequence[tuple]) -> list[tuple]:
+        """A fresh staging table holding one row per key (`_last_per_key`); those rows."""
         unique = self._last_per_key(rows)
         self.create_staging(conn)
         with conn.cursor().copy(self.copy_statement()) as copy:
             for row in unique:
                 copy.write_row(row)
+        return unique
+
+    def write_batch(self, conn: psycopg.Connection, rows: Sequence[tuple]) -> WriteCounts:
+        """Upsert Python rows (in `columns` order); must run inside a transaction."""
+        if not rows:
+            return WriteCounts()
+        unique = self._stage(conn, rows)
         counts = self.merge(conn, len(unique))
         counts.unchanged += len(rows) - len(unique)
         return counts
@@ -146,11 +151,7 @@ class TableWriter:
         if not rows:
             return {}
         position = self.columns.index(column)
-        unique = self._last_per_key(rows)
-        self.create_staging(conn)
-        with conn.cursor().copy(self.copy_statement()) as copy:
-            for row in unique:
-                copy.write_row(row)
+        unique = self._stage(conn, rows)
         statement = self._merge_by.get(column)
         if statement is None:
             statement = self._merge_by[column] = self._merge_statement(group_by=column)
@@ -175,6 +176,35 @@ class TableWriter:
             sql.SQL("DELETE FROM {} AS t WHERE NOT EXISTS (SELECT FROM {} AS s WHERE {})").format(
                 self.target.table, self.staging, self._key_match("s", "t"))
         ).rowcount
+
+    def replace_window(self, conn: psycopg.Connection, rows: Sequence[tuple], *, account: str, column: str,
+                       first: Any, last: Any) -> WriteCounts:
+        """Make the account's rows with `column` in [first, last] exactly `rows`: upsert them (the
+        unchanged ones are not rewritten) and hard-delete the window's rows that are not among
+        them — a restated window, where a row that vanished upstream vanishes here. Runs in the
+        caller's transaction, so readers see the old window or the new one, never a mix. Every
+        row must belong to the account and the window (anything else is a caller's error)."""
+        target = self.target
+        if not target.account:
+            raise ValueError(f"{target.label}: replacing a window needs an account column")
+        unique = self._stage(conn, rows)
+        (strays,) = conn.execute(
+            sql.SQL("SELECT count(*) FROM {s} WHERE {acc} IS DISTINCT FROM %s OR {col} IS NULL"
+                    " OR {col} NOT BETWEEN %s AND %s").format(
+                s=self.staging, acc=sql.Identifier(target.account), col=sql.Identifier(column)),
+            (account, first, last)).fetchone()
+        if strays:
+            raise ValueError(f"{target.label} [{account}]: {strays} rows outside the window {first}..{last} (or of"
+                             " another account) were handed to replace_window")
+        counts = self.merge(conn, len(unique))
+        counts.unchanged += len(rows) - len(unique)
+        counts.deleted += conn.execute(
+            sql.SQL("DELETE FROM {t} AS t WHERE t.{acc} = %s AND t.{col} BETWEEN %s AND %s"
+                    " AND NOT EXISTS (SELECT FROM {s} AS s WHERE {match})").format(
+                t=target.table, acc=sql.Identifier(target.account), col=sql.Identifier(column),
+                s=self.staging, match=self._key_match("s", "t")),
+            (account, first, last)).rowcount
+        return counts
 
     def soft_delete_missing(
         self, conn: psycopg.Connection, account: str, seen: sql.Composable, *, listed_since: datetime,

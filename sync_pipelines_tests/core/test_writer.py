@@ -220,3 +220,35 @@ def test_a_delete_propagation_with_nothing_to_delete_reads_the_table_once(conn, 
         writer.soft_delete_missing(conn, "a", seen, listed_since=listed_since, max_delete_fraction=0.4)
     assert conn.execute(f"SELECT item_id FROM {table.fullname} WHERE deleted_at IS NULL ORDER BY 1").fetchall() == [
         (1,), (2,)]
+
+
+def test_a_restated_window_replaces_that_window_only(conn, unique):
+    """Ad platforms restate past days: a re-read window's rows become exactly what was read —
+    changed values updated, unchanged ones untouched, vanished ones deleted — and nothing outside
+    the window or of another account moves."""
+    import datetime as dt
+
+    table = entity_table(sa.MetaData(), f"t_{unique}", "daily", sa.Column("campaign_id", sa.BigInteger, nullable=False),
+                         sa.Column("day", sa.Date, nullable=False), sa.Column("clicks", sa.BigInteger),
+                         key=["campaign_id", "day"])
+    ensure_tables(conn, [table])
+    build, writer = row_builder(table), UpsertWriter(table)
+    d = [dt.date(2026, 3, n) for n in range(1, 6)]
+
+    def rows(account, *values):
+        return [build(account, {"campaign_id": c, "day": day.isoformat(), "clicks": k}) for c, day, k in values]
+
+    with conn.transaction():
+        writer.write_batch(conn, rows("a", (1, d[0], 5), (1, d[1], 7), (2, d[1], 3), (1, d[2], 9), (1, d[4], 1)))
+        writer.write_batch(conn, rows("b", (1, d[1], 4)))
+    with conn.transaction():  # days 2..4 restated: campaign 2 vanished on day 2, day 3 changed, day 4 new
+        counts = writer.replace_window(conn, rows("a", (1, d[1], 7), (1, d[2], 11), (1, d[3], 2)),
+                                       account="a", column="day", first=d[1], last=d[3])
+    assert (counts.inserted, counts.updated, counts.unchanged, counts.deleted) == (1, 1, 1, 1)
+    stored = conn.execute(f"SELECT account, campaign_id, day, clicks FROM t_{unique}.daily ORDER BY 1, 3, 2").fetchall()
+    assert stored == [("a", 1, d[0], 5), ("a", 1, d[1], 7), ("a", 1, d[2], 11), ("a", 1, d[3], 2), ("a", 1, d[4], 1),
+                      ("b", 1, d[1], 4)]
+    with conn.transaction():  # an empty restated window empties it
+        assert writer.replace_window(conn, [], account="a", column="day", first=d[3], last=d[4]).deleted == 2
+    with pytest.raises(ValueError, match="outside the window"), conn.transaction():
+        writer.replace_window(conn, rows("a", (1, d[0], 1)), account="a", column="day", first=d[1], last=d[2])
