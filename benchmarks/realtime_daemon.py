@@ -28,9 +28,11 @@ storage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import threading
@@ -61,6 +63,14 @@ class DaemonProcess(ChildServer):
     def __init__(self, env: dict[str, str], log_path: Path):
         self._spawn([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
                     log_path, env, read_stdout=False)
+
+    def stop(self) -> None:
+        """The daemon, then whatever it started (its code server, a run still going): its session's
+        process group, so nothing outlives the benchmark."""
+        group = self.proc.pid  # start_new_session: the daemon leads its own group
+        super().stop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
 
 
 def percentiles(values: list[float]) -> dict[str, float | int | None]:
