@@ -136,6 +136,9 @@ _APPEND = (
 )
 
 
+_ANY_ID = 2**63 - 1  # the largest bigint: "no upper bound" for an inbox id
+
+
 def ensure_inbox_tables(conn: psycopg.Connection) -> None:
     ensure_tables(conn, TABLES)
 
@@ -298,20 +301,21 @@ async def record_rejections_async(aconn: psycopg.AsyncConnection,
             await aconn.execute(_SAMPLE_REJECTIONS, samples)
 
 
-def record_rejection(conn: psycopg.Connection, provider: str, reason: str, account: str | None = None) -> None:
-    """Count one rejection now (sampled as a detail row while its hour's counter is small)."""
+def _one_rejection(provider: str, reason: str, account: str | None) -> dict[RejectionKey, RejectionTally]:
     now = datetime.now(UTC)
     tally = RejectionTally()
     tally.add(now)
-    record_rejections(conn, {rejection_key(provider, reason, account, now): tally})
+    return {rejection_key(provider, reason, account, now): tally}
+
+
+def record_rejection(conn: psycopg.Connection, provider: str, reason: str, account: str | None = None) -> None:
+    """Count one rejection now (sampled as a detail row while its hour's counter is small)."""
+    record_rejections(conn, _one_rejection(provider, reason, account))
 
 
 async def record_rejection_async(aconn: psycopg.AsyncConnection, provider: str, reason: str,
                                  account: str | None = None) -> None:
-    now = datetime.now(UTC)
-    tally = RejectionTally()
-    tally.add(now)
-    await record_rejections_async(aconn, {rejection_key(provider, reason, account, now): tally})
+    await record_rejections_async(aconn, _one_rejection(provider, reason, account))
 
 
 def read_after(conn: psycopg.Connection, provider: str, after_id: int, limit: int = 500) -> list[InboxEvent]:
@@ -338,7 +342,7 @@ def pending(conn: psycopg.Connection, provider: str, account: str, up_to_id: int
     ensure_inbox_tables(conn)
     query = (f"SELECT {_COLUMNS} FROM sync.inbox WHERE provider = %s AND account = %s"
              " AND processed_at IS NULL AND id <= %s ORDER BY id" + (" FOR UPDATE" if lock else ""))
-    upper = up_to_id if up_to_id is not None else 2**63 - 1
+    upper = up_to_id if up_to_id is not None else _ANY_ID
     with conn.cursor(row_factory=class_row(InboxEvent)) as cur:
         return cur.execute(query, (provider, account, upper)).fetchall()
 
@@ -378,7 +382,7 @@ def pending_accounts(conn: psycopg.Connection, provider: str, *, up_to_id: int |
     ensure_inbox_tables(conn)
     query = ("SELECT account, count(*) FROM sync.inbox WHERE provider = %s AND processed_at IS NULL"
              " AND id <= %s")
-    params: list[Any] = [provider, up_to_id if up_to_id is not None else 2**63 - 1]
+    params: list[Any] = [provider, up_to_id if up_to_id is not None else _ANY_ID]
     if accounts is not None:
         query += " AND account = ANY(%s)"
         params.append(list(accounts))
@@ -394,7 +398,7 @@ def claim(conn: psycopg.Connection, provider: str, accounts: Sequence[str],
     ensure_inbox_tables(conn)
     query = (f"SELECT {_COLUMNS} FROM sync.inbox WHERE provider = %s AND account = ANY(%s)"
              " AND processed_at IS NULL AND id <= %s ORDER BY id FOR UPDATE SKIP LOCKED")
-    upper = up_to_id if up_to_id is not None else 2**63 - 1
+    upper = up_to_id if up_to_id is not None else _ANY_ID
     with conn.cursor(row_factory=class_row(InboxEvent)) as cur:
         return cur.execute(query, (provider, list(accounts), upper)).fetchall()
 

@@ -167,12 +167,13 @@ def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callab
     )
     def apply_webhooks(context: dg.OpExecutionContext, config: ApplyConfig) -> Iterator[dg.AssetMaterialization]:
         app_db: AppDatabase = context.resources.app_db
-        done = AccountsApplied()
         with app_db.connect() as conn:
             ensure_tables(conn, [*tables, *inbox.TABLES])
             plan = inbox.pending_accounts(conn, provider, up_to_id=config.up_to_id, accounts=config.accounts)
+            applier = _Applier(context, conn, provider, config.up_to_id, routes, topic_of)
             for accounts in _transactions(plan):
-                _apply_accounts(context, conn, provider, accounts, config.up_to_id, routes, topic_of, done)
+                applier.apply(accounts)
+        done = applier.done
         yield from _materializations(routes, done)  # yielded, so stored even when the step then fails
         _log_summary(context, provider, done)
         if done.failed:
@@ -211,42 +212,54 @@ def _transactions(plan: Sequence[tuple[str, int]]) -> Iterator[list[str]]:
         yield group
 
 
-def _apply_accounts(context: dg.OpExecutionContext, conn: psycopg.Connection, provider: str, accounts: list[str],
-                    up_to_id: int | None, routes: Mapping[str, Route], topic_of: Callable[[str], str],
-                    done: AccountsApplied) -> None:
-    """Apply `accounts` in one transaction; if it fails, each account alone, so a failing one is
-    named and skipped. A lost connection fails the run (nothing else can be applied either)."""
-    try:
-        _apply_in_transaction(context, conn, provider, accounts, up_to_id, routes, topic_of, done)
-        return
-    except Exception as error:
-        if conn.broken or conn.closed:
-            raise
-        if len(accounts) == 1:
-            done.failed[accounts[0]] = _why(error)
-            context.log.error(f"{provider} [{accounts[0]}]: deliveries not applied, left pending: {_why(error)}")
+@dataclass
+class _Applier:
+    """One run's apply loop: what every transaction of it shares, and what it has done so far."""
+
+    context: dg.OpExecutionContext
+    conn: psycopg.Connection
+    provider: str
+    up_to_id: int | None
+    routes: Mapping[str, Route]
+    topic_of: Callable[[str], str]
+    done: AccountsApplied = field(default_factory=AccountsApplied)
+
+    def apply(self, accounts: list[str]) -> None:
+        """Apply `accounts` in one transaction; if it fails, each account alone, so a failing one
+        is named and skipped. A lost connection fails the run (nothing else can be applied either)."""
+        try:
+            self._in_transaction(accounts)
             return
-    for account in accounts:
-        _apply_accounts(context, conn, provider, [account], up_to_id, routes, topic_of, done)
+        except Exception as error:
+            if self.conn.broken or self.conn.closed:
+                raise
+            if len(accounts) == 1:
+                self.done.failed[accounts[0]] = _why(error)
+                self.context.log.error(
+                    f"{self.provider} [{accounts[0]}]: deliveries not applied, left pending: {_why(error)}")
+                return
+        for account in accounts:
+            self.apply([account])
 
-
-def _apply_in_transaction(context: dg.OpExecutionContext, conn: psycopg.Connection, provider: str,
-                          accounts: list[str], up_to_id: int | None, routes: Mapping[str, Route],
-                          topic_of: Callable[[str], str], done: AccountsApplied) -> None:
-    with conn.transaction():
-        conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-        events = inbox.claim(conn, provider, accounts, up_to_id)
-        results = apply_events(conn, events, routes, topic_of)
-        inbox.mark_processed(conn, [e.id for e in events], context.run_id)
-        account_of = {e.id: e.account for e in events}
-        set_aside = sorted(rejected for result in results.values() for rejected in result.rejected)
-        inbox.mark_set_aside(conn, set_aside)
-        for event_id, reason in set_aside:
-            inbox.record_rejection(conn, provider, "unapplicable", account_of[event_id])
-    for event_id, reason in set_aside:  # logged once committed
-        context.log.warning(f"{provider} [{account_of[event_id]}]: inbox id {event_id} set aside: {reason}")
-    done.events += events
-    done.results.update(results)
+    def _in_transaction(self, accounts: list[str]) -> None:
+        conn, provider = self.conn, self.provider
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+            events = inbox.claim(conn, provider, accounts, self.up_to_id)
+            results = apply_events(conn, events, self.routes, self.topic_of)
+            inbox.mark_processed(conn, [e.id for e in events], self.context.run_id)
+            account_of = {e.id: e.account for e in events}
+            set_aside = sorted(rejected for result in results.values() for rejected in result.rejected)
+            inbox.mark_set_aside(conn, set_aside)
+            now = datetime.now(UTC)
+            tallies: dict[inbox.RejectionKey, inbox.RejectionTally] = defaultdict(inbox.RejectionTally)
+            for event_id, _ in set_aside:  # counted in one statement, not one per delivery
+                tallies[inbox.rejection_key(provider, "unapplicable", account_of[event_id], now)].add(now)
+            inbox.record_rejections(conn, tallies)
+        for event_id, reason in set_aside:  # logged once committed
+            self.context.log.warning(f"{provider} [{account_of[event_id]}]: inbox id {event_id} set aside: {reason}")
+        self.done.events += events
+        self.done.results.update(results)
 
 
 def _materializations(routes: Mapping[str, Route], done: AccountsApplied) -> Iterator[dg.AssetMaterialization]:
