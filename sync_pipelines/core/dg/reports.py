@@ -38,6 +38,7 @@ from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.dg.runs import ACCOUNT_TAG, PROVIDER_TAG, TRIGGER_TAG
 from sync_pipelines.core.http import IntegrationError
 from sync_pipelines.core.oauth import ReauthorisationRequired, TokenSource
+from sync_pipelines.core.report_requests import report_job_name, report_op_name
 from sync_pipelines.core.registry import Account, get_account, list_accounts, mark_needs_reauth, set_timezone
 
 
@@ -61,11 +62,11 @@ class ReportProvider:
 
     @property
     def job_name(self) -> str:
-        return f"{self.name}_sync"
+        return report_job_name(self.name)
 
     @property
     def op_name(self) -> str:
-        return f"{self.name}_sync_accounts"
+        return report_op_name(self.name)
 
 
 class ReportRange(dg.Config):
