@@ -144,8 +144,11 @@ def sync_account(spec: ReportProvider, app_db: AppDatabase, client: Any, account
                                                  requested_days=config.days, first=first_day, last=last_day)
             restating = (last - first).days + 1 >= spec.policy.restatement_days
             try:
+                # The client's setting (the UI shows it) may narrow the declared window.
+                stream = replace(spec.stream, max_window_days=getattr(client, "max_window_days", None)
+                                 or spec.stream.max_window_days)
                 result = reports.sync_report(
-                    conn, spec.stream, account.account, first, last, session.daily_metrics,
+                    conn, stream, account.account, first, last, session.daily_metrics,
                     backfill=config.kind == report_plan.BACKFILL, restatement=restating, run_id=run_id, log=log)
             finally:
                 stats = session.http.stats.as_metadata()
