@@ -118,6 +118,22 @@ def discover_providers(package: ModuleType) -> dict[str, ProviderDeclaration]:
     return discover(package, "provider", ProviderDeclaration, name=lambda p: p.name)
 
 
+@dataclass(frozen=True)
+class TriggerDeclaration:
+    """A job that `POST /triggers/<job>` may start (a folder's `triggers.py`), and how its JSON body
+    becomes the run's config: `parse_body(body)` returns the run config or raises ValueError with a
+    message for the caller (the receiver answers 400 with it); None: the body is not used."""
+
+    job: str
+    parse_body: Callable[[object], dict] | None = field(default=None, hash=False)
+    description: str = ""
+
+
+def discover_triggers(package: ModuleType) -> dict[str, TriggerDeclaration]:
+    """Every job a folder's `triggers.py` lets external triggers start, by job name."""
+    return discover(package, "triggers", TriggerDeclaration, name=lambda t: t.job)
+
+
 def unknown_provider_message(name: str, known: dict[str, ProviderDeclaration]) -> str:
     listed = ", ".join(sorted(known)) or "none"
     return f"unknown provider {name!r}: accounts can be added for {listed}"
