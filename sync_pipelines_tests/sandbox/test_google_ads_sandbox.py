@@ -47,7 +47,7 @@ class Ads:
         return {"Authorization": f"Bearer {self.token}", "developer-token": DEVELOPER_TOKEN, **extra}
 
     def stream(self, query: str, customer: str = CUSTOMER, headers: dict[str, str] | None = None,
-               version: str = "v21") -> requests.Response:
+               version: str = "v26") -> requests.Response:
         return self.http.post(f"{self.url}/{version}/customers/{customer}/googleAds:searchStream",
                               json={"query": query}, headers=self.headers() if headers is None else headers)
 
@@ -206,10 +206,11 @@ def test_bad_gaql_is_a_query_error_failure(start, query, code):
 
 def test_bad_request_body_and_unknown_version(start):
     ads = start()
-    resp = ads.http.post(f"{ads.url}/v21/customers/{CUSTOMER}/googleAds:searchStream", json={"querry": "x"},
+    resp = ads.http.post(f"{ads.url}/v26/customers/{CUSTOMER}/googleAds:searchStream", json={"querry": "x"},
                          headers=ads.headers())
     assert failure(resp)[:2] == (400, "INVALID_ARGUMENT") and "querry" in resp.json()[0]["error"]["message"]
     assert ads.stream("SELECT campaign.id FROM campaign", version="v9").status_code == 404
+    assert ads.stream("SELECT campaign.id FROM campaign", version="v21").status_code == 404  # sunset 2026-08-05
     assert ads.stream("SELECT campaign.id FROM campaign", customer="123-456-7890").status_code == 400
 
 
@@ -243,6 +244,9 @@ def test_developer_token_missing_or_invalid(start):
                                                        ("authenticationError", "DEVELOPER_TOKEN_INVALID"))
     ads.control("developer_tokens", {"add": "another-token"})
     assert ads.stream(query, headers=ads.headers(**{"developer-token": "another-token"})).status_code == 200
+    ads.control("developer_tokens", {"required": False})  # since the 2026-09-09 sunset: optional, ignored
+    assert ads.stream(query, headers={"Authorization": f"Bearer {ads.token}"}).status_code == 200
+    assert ads.stream(query, headers=ads.headers(**{"developer-token": "nope"})).status_code == 200
 
 
 def test_customer_behind_a_manager_needs_login_customer_id(start):

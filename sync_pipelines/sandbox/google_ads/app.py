@@ -42,8 +42,9 @@ class GoogleAdsSandbox(GoogleAdsRoutes, GoogleAdsControl, GoogleAdsMutations, Pr
     stats_by = "requests_by_customer"
     unknown_account = "no sandbox customer {!r}"
 
-    def __init__(self, *, seed: int = 7, api_version: str = "v21", batch_size: int = MAX_BATCH_ROWS,
-                 developer_tokens: tuple[str, ...] = (DEVELOPER_TOKEN,), faults: Faults | None = None,
+    def __init__(self, *, seed: int = 7, api_version: str = "v26", batch_size: int = MAX_BATCH_ROWS,
+                 developer_tokens: tuple[str, ...] = (DEVELOPER_TOKEN,), developer_token_required: bool = True,
+                 faults: Faults | None = None,
                  throttle_requests: int | None = None, throttle_window_seconds: float = 60.0,
                  throttle_scope: str = "ACCOUNT") -> None:
         super().__init__(seed=seed, faults=faults, log=log)
@@ -53,6 +54,7 @@ class GoogleAdsSandbox(GoogleAdsRoutes, GoogleAdsControl, GoogleAdsMutations, Pr
         self.api_versions = tuple(dict.fromkeys((*SUPPORTED_API_VERSIONS, api_version)))
         self.batch_size = batch_size
         self.developer_tokens = set(developer_tokens)
+        self.developer_token_required = developer_token_required
         self._clock_lock = threading.Lock()
         self._frozen: float | None = None
         self._offset = 0.0
@@ -185,7 +187,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--campaigns", type=int, default=5, help="campaigns per customer")
     parser.add_argument("--time-zone", default="America/New_York")
     parser.add_argument("--currency", default="USD")
-    parser.add_argument("--api-version", default="v21")
+    parser.add_argument("--api-version", default="v26")
     parser.add_argument("--throttle-requests", type=int, default=0, help="requests per window per customer; 0: off")
     parser.add_argument("--throttle-window-seconds", type=float, default=60.0)
 

@@ -126,14 +126,16 @@ class GoogleAdsControl:
 
     def _ctl_developer_tokens(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"add", "remove"})
+            _only(body, {"add", "remove", "required"})
+            if "required" in body:
+                self.developer_token_required = bool(body["required"])
             if body.get("add"):
                 self.add_developer_token(str(body["add"]))
             if body.get("remove"):
                 with self._lock:
                     self.developer_tokens.discard(str(body["remove"]))
         with self._lock:
-            return {"count": len(self.developer_tokens)}
+            return {"count": len(self.developer_tokens), "required": self.developer_token_required}
 
     def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         _only(body, {"customer_id", "days", "vanish", "drift"})

@@ -4,7 +4,7 @@ Nothing is stored per day: a campaign-day's numbers are a pure function of ``(se
 campaign, day)`` plus the day's restatement count, so 1,000 customers × years of days cost
 nothing until queried, and the same seed always serves the same numbers. Days are the
 customer's own calendar days in its ``time_zone``
-(https://developers.google.com/google-ads/api/reference/rpc/v21/Customer: "time_zone … the
+(https://developers.google.com/google-ads/api/reference/rpc/v26/Customer: "time_zone … the
 local timezone ID of the customer"), and today's row is today's partial numbers so far; nothing
 is served after the customer's today. A day with no impressions has no row (the API omits
 zero-impression campaign-days), and so has a campaign-day that a restatement removed.

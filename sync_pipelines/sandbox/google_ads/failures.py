@@ -10,12 +10,12 @@ and ``details``, e.g. ``quotaErrorDetails.retryDelay``) and the ``requestId``.
 
 - Error model, canonical codes: https://developers.google.com/google-ads/api/docs/best-practices/understand-api-errors
 - GoogleAdsFailure / GoogleAdsError / ErrorDetails / QuotaErrorDetails:
-  https://developers.google.com/google-ads/api/reference/rpc/v21/GoogleAdsFailure
+  https://developers.google.com/google-ads/api/reference/rpc/v26/GoogleAdsFailure
 - QuotaError (RESOURCE_EXHAUSTED, RESOURCE_TEMPORARILY_EXHAUSTED):
-  https://developers.google.com/google-ads/api/reference/rpc/v21/QuotaErrorEnum.QuotaError
-- QueryError: https://developers.google.com/google-ads/api/reference/rpc/v21/QueryErrorEnum.QueryError
+  https://developers.google.com/google-ads/api/reference/rpc/v26/QuotaErrorEnum.QuotaError
+- QueryError: https://developers.google.com/google-ads/api/reference/rpc/v26/QueryErrorEnum.QueryError
 - AuthenticationError (OAUTH_TOKEN_EXPIRED, DEVELOPER_TOKEN_INVALID):
-  https://developers.google.com/google-ads/api/reference/rpc/v21/AuthenticationErrorEnum.AuthenticationError
+  https://developers.google.com/google-ads/api/reference/rpc/v26/AuthenticationErrorEnum.AuthenticationError
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class AdsFailure(Exception):
     front end's own errors, such as a missing access token)."""
 
     def __init__(self, status: str, errors: list[dict[str, Any]] | None = None, message: str | None = None,
-                 *, version: str = "v21", extra_details: list[dict[str, Any]] | None = None) -> None:
+                 *, version: str = "v26", extra_details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(status)
         self.status, self.errors, self.version = status, errors or [], version
         self.extra_details = extra_details or []

@@ -13,7 +13,7 @@ Clause rules from https://developers.google.com/google-ads/api/docs/query/struct
 .../query/date-ranges: a query selecting ``segments.date`` needs a finite date range in WHERE
 (else ``EXPECTED_FILTERS_ON_DATE_RANGE``), dates are ``'YYYY-MM-DD'``, ``DURING`` takes the
 predefined ranges (``LAST_7_DAYS`` … excluding today). Errors are ``QueryError`` values
-(https://developers.google.com/google-ads/api/reference/rpc/v21/QueryErrorEnum.QueryError).
+(https://developers.google.com/google-ads/api/reference/rpc/v26/QueryErrorEnum.QueryError).
 The field catalog is the few resources and fields the syncs use (``campaign``, ``customer``,
 ``segments.date``, ``metrics.*``); anything else is ``UNRECOGNIZED_FIELD``, as the real API says of
 a misspelt field.

@@ -1,7 +1,7 @@
 """``POST /{version}/customers/{customer_id}/googleAds:searchStream`` and the token endpoint.
 
 Contract (https://developers.google.com/google-ads/api/rest/common/search and
-https://developers.google.com/google-ads/api/reference/rpc/v21/SearchGoogleAdsStreamResponse):
+https://developers.google.com/google-ads/api/reference/rpc/v26/SearchGoogleAdsStreamResponse):
 a JSON body ``{"query": GAQL}``; the answer is a JSON array of batches, each
 ``{"results": [GoogleAdsRow…], "fieldMask": "campaign.id,metrics.costMicros", "requestId"}``
 with at most 10,000 rows (the last batch also carries ``queryResourceConsumption``; a query
@@ -38,7 +38,9 @@ from sync_pipelines.sandbox.google_ads.failures import (
     request_id,
 )
 
-SUPPORTED_API_VERSIONS = ("v19", "v20", "v21", "v22")
+# Active major versions in December 2026 (v21 sunset 2026-08-05, v22 2026-10-07; v23 until
+# February 2027): https://developers.google.com/google-ads/api/docs/sunset-dates
+SUPPORTED_API_VERSIONS = ("v23", "v24", "v25", "v26")
 MAX_BATCH_ROWS = 10_000
 _GARBAGE_BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>\x00\xff[{\"results\": [,"
 _JSON = "application/json; charset=UTF-8"
@@ -109,7 +111,12 @@ class GoogleAdsRoutes:
         return grant
 
     def _check_developer_token(self, request: Request, version: str) -> str:
+        """Developer tokens were sunset on 2026-09-09: since then the header is "optional and
+        ignored" (https://developers.google.com/google-ads/api/docs/api-policy/developer-token);
+        ``developer_token_required`` (the default, as before the sunset) checks it."""
         token = request.headers.get("developer-token")
+        if not self.developer_token_required:
+            return token or ""
         if not token:
             raise AdsFailure("INVALID_ARGUMENT", [ads_error("requestError", "DEVELOPER_TOKEN_PARAMETER_MISSING",
                                                             "developer-token parameter is missing.")],
