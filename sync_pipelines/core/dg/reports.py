@@ -133,7 +133,8 @@ def sync_account(spec: ReportProvider, app_db: AppDatabase, client: Any, account
     started = datetime.now(UTC)
     first = last = None
     try:
-        tokens = TokenSource(app_db.connect, Cipher.from_env(), spec.name, account.account, client.refresher(),
+        tokens = TokenSource(app_db.connect, Cipher.from_env(), spec.name, account.account,
+                             client.refresher(account.account),
                              refresh_before=timedelta(seconds=getattr(client, "token_refresh_before_seconds", 60)))
         with client.session(account, tokens) as session, app_db.connect() as conn:
             if account.timezone is None:
