@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 
 import sync_pipelines.defs
+from sync_pipelines.cli_days import account_days, render_days
 from sync_pipelines.core import credentials
 from sync_pipelines.core.database import connect_app_database, ensure_tables
 from sync_pipelines.core.providers import ProviderDeclaration, discover_providers, unknown_provider_message
@@ -304,8 +305,6 @@ def list_them(conn: psycopg.Connection, args: argparse.Namespace) -> int:
 
 
 def days(conn: psycopg.Connection, args: argparse.Namespace) -> int:
-    from sync_pipelines.cli_days import account_days, render_days
-
     if args.days < 1:
         raise InputError("--days must be at least 1")
     try:

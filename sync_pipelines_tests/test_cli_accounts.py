@@ -165,6 +165,15 @@ def test_set_changes_automation_preferences_and_rejects_bad_values(conn, unique,
     assert (found.sync_enabled, found.cadence, found.lookback_days) == (True, "daily", 7)  # unchanged
     assert run(["accounts", "set", "shipstation", f"missing-{unique}", "--disable"]) == 1
     assert "no such account" in capsys.readouterr().out
+    # The same checks, one line and exit 2 rather than a traceback, for add and (de)activate.
+    assert run(["accounts", "add", "shipstation", f"new-{unique}", "--credentials-env", "K", "--cadence", "weekly"]) == 2
+    assert "cadence must be one of" in capsys.readouterr().err
+    assert get_account(conn, "shipstation", f"new-{unique}") is None
+    for argv in (["add", "google_ads", "123", "--credentials-env", "K"], ["activate", "google_ads", "123"],
+                 ["set", "google_ads", "123", "--disable"], ["days", "google_ads", "123"]):
+        assert run(["accounts", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "customer id is 10 digits" in err and "Traceback" not in err
 
 
 def test_list_shows_owner_automation_and_needs_reauthorisation(conn, unique, keys, monkeypatch, capsys):
