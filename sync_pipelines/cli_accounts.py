@@ -119,7 +119,7 @@ def prepare(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: li
     args.known = known
     args.declaration = known.get(provider) if provider else None
     cadence = getattr(args, "cadence", None)
-    if cadence and args.declaration and args.declaration.schedules:
+    if cadence and args.declaration and not args.declaration.takes_cadence:
         parser.error(f"{provider} accounts follow fixed schedules, not --cadence ({args.declaration.drives(cadence)})")
 
 
@@ -275,9 +275,10 @@ def automation(account: Account, declared: ProviderDeclaration | None) -> str:
     """What launches its syncs: its cadence and lookback, its provider's fixed schedules, or nobody."""
     if not account.sync_enabled:
         return "manual only"
-    if declared is not None and declared.schedules:
+    if declared is not None and not declared.takes_cadence:
         return declared.drives(account.cadence)
-    return f"{account.cadence}, lookback {account.lookback_days} d"
+    drives = declared.drives(account.cadence) if declared is not None else account.cadence
+    return f"{drives}, lookback {account.lookback_days} d"
 
 
 def auth(account: Account) -> str:

@@ -381,3 +381,22 @@ def test_status_without_an_app_database_says_so(dagster_env, monkeypatch, capsys
     assert run(["status", "--days", "1", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["needs_reauthorisation"] is None and data["failed_accounts"] is None
+
+
+def test_a_provider_with_automation_and_fixed_schedules_takes_cadence_and_lookback(conn, unique, monkeypatch,
+                                                                                  capsys):
+    """Ad platforms have a nightly schedule *and* an automation honouring each account's cadence:
+    `--cadence` is accepted, and the list shows both with the lookback."""
+    import sync_pipelines.cli_accounts as cli_accounts
+    from sync_pipelines.core.providers import ProviderDeclaration
+
+    declared = dict(cli_accounts.discover_providers(cli_accounts.sync_pipelines.defs))
+    declared["adsdemo"] = ProviderDeclaration("adsdemo", schedules={"nightly": "0 2 * * *"}, automation=True)
+    monkeypatch.setattr(cli_accounts, "discover_providers", lambda package: declared)
+    account = f"ads-{unique}"
+    assert run(["accounts", "add", "adsdemo", account, "--credentials-env", "K", "--cadence", "hourly"]) == 0
+    assert run(["accounts", "set", "adsdemo", account, "--cadence", "daily", "--lookback-days", "4"]) == 0
+    assert "automation: automation daily + nightly daily 02:00 UTC, lookback 4 d" in capsys.readouterr().out
+    assert run(["accounts", "list", "adsdemo"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if account in line]
+    assert "automation daily + nightly daily 02:00 UTC, lookback 4 d" in line

@@ -20,7 +20,6 @@ of hundreds of thousands of partitions whose single-run backfills have open bugs
 each materialization's `first_day`/`last_day`), the range is run config.
 """
 
-from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
@@ -216,7 +215,7 @@ def resolve_accounts(app_db: AppDatabase, spec: ReportProvider, config: ReportRu
 def report_job(spec: ReportProvider) -> dg.JobDefinition:
     """The batch job: many accounts per run, each its own outcome and materialization."""
 
-    @dg.op(name=spec.op_name, required_resource_keys={"app_db", spec.client_key}, pool=spec.name,
+    @dg.op(name=spec.op_name, out={}, required_resource_keys={"app_db", spec.client_key}, pool=spec.name,
            tags={PROVIDER_TAG: spec.name},
            description=f"Syncs the configured {spec.name} accounts' daily metrics, each on its own.")
     def sync_accounts(context: dg.OpExecutionContext, config: ReportRunConfig) -> Iterator[dg.AssetMaterialization]:

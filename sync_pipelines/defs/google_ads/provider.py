@@ -19,5 +19,7 @@ def normalise_customer_id(account: str) -> str:
 
 DECLARATION = ProviderDeclaration(
     name=NAME, normalise_account=normalise_customer_id,
+    # schedules.py: the nightly sync; sensors.py: the automation honouring each account's cadence.
+    schedules={"nightly": "0 2 * * *"}, automation=True,
     description="Google Ads API (REST); the account is a customer id, e.g. 123-456-7890 (stored as 1234567890);"
                 " a customer reached through a manager account needs the setting login_customer_id")
