@@ -175,6 +175,9 @@ def digger(path: str) -> Callable[[Mapping[str, Any]], Any]:
 
 def _getter(column: sa.Column) -> Callable[[str, Mapping[str, Any]], Any]:
     get = digger(column.info.get("path", column.name))
+    convert = column.info.get("convert")
+    if convert is not None:  # e.g. micros → exact Decimal; None stays None
+        return lambda account, record: (None if (value := get(record)) is None else convert(value))
     if isinstance(column.type, JSONB):
         def get_json(account: str, record: Mapping[str, Any]) -> Any:
             value = get(record)

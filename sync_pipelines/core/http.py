@@ -91,6 +91,29 @@ class TransportError(IntegrationError):
     """Connection errors / timeouts that outlasted the retry budget."""
 
 
+@dataclass(frozen=True)
+class ErrorVerdict:
+    """What a provider's error response means, when its HTTP status alone does not say (Meta
+    answers throttling with HTTP 400 and a code in the body; Google puts the wait in the body).
+
+    `kind`: "retry" (transient), "throttle" (rate limited: also pauses the account's limiter),
+    "auth" (credentials refused: never retried), "fail" (a bug or bad input). `delay`: seconds the
+    provider asked to wait. `detail` goes into the error message: short, never a secret."""
+
+    kind: str
+    detail: str
+    delay: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("retry", "throttle", "auth", "fail"):
+            raise ValueError(f"ErrorVerdict kind must be retry, throttle, auth or fail, not {self.kind!r}")
+
+
+ErrorClassifier = Callable[[int, Mapping[str, str], Any], "ErrorVerdict | None"]
+"""(status, response headers, parsed JSON body or None) → a verdict, or None for the default by
+status (429/5xx retried, 401/403 authentication, other 4xx failed)."""
+
+
 class _RetryAfterTooLong(Exception):
     """Raised from inside urllib3's retry loop; converted to RateLimitError by the client."""
 
@@ -243,6 +266,22 @@ def _num(value: str | None) -> float | None:
     return f if f == f and abs(f) != float("inf") else None
 
 
+def _default_kind(status: int) -> str:
+    if status == 429:
+        return "throttle"
+    if status >= 500:
+        return "retry"
+    return "auth" if status in (401, 403) else "fail"
+
+
+def _json_or_none(resp: Any) -> Any:
+    """An error response's parsed JSON body, or None when it has none."""
+    try:
+        return response_json(resp) if resp.content else None
+    except ValueError:
+        return None
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
     """Seconds or HTTP-date; garbage -> None (fall back to backoff). Parsed here rather
     than by urllib3, which raises on garbage and silently clamps huge values."""
@@ -268,7 +307,7 @@ class HttpClient:
                  backoff_factor: float = 0.5, backoff_max: float = 30.0, backoff_jitter: float = 0.5,
                  malformed_retries: int = 3, rate_limiter: RateLimiter | None = None,
                  rate_limit_headers: RateLimitHeaders | BucketHeader | None = None, sleep: Sleep = time.sleep,
-                 max_retry_after: float = 120.0):
+                 max_retry_after: float = 120.0, classify: ErrorClassifier | None = None):
         parts = urlsplit(base_url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ValueError("base_url must be an absolute http(s) URL")
@@ -281,9 +320,11 @@ class HttpClient:
         self.malformed_retries, self.max_retry_after = malformed_retries, max_retry_after
         self.rate_limiter, self.rate_limit_headers = rate_limiter, rate_limit_headers
         self.stats = CallStats()
+        self.classify = classify
         self._sleep = sleep
         self._origin = _origin(base_url)
-        self._secrets = [v for v in headers.values() if v and len(v) >= 4]
+        # "Bearer <token>": the token alone is a secret too
+        self._secrets = [x for v in headers.values() if v for x in {v, v.rpartition(" ")[2]} if len(x) >= 4]
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -432,6 +473,77 @@ class HttpClient:
         if resp.status_code < 300:
             return resp.json() if resp.content else None
         raise self._status_error(resp, path_only, method)
+
+    def set_header(self, name: str, value: str) -> None:
+        """Replace a header on every later request (e.g. a refreshed bearer token); the value is
+        scrubbed from error excerpts like the headers given at construction."""
+        self._session.headers[name] = value
+        for secret in {value, value.rpartition(" ")[2]}:  # "Bearer <token>": the token alone too
+            if len(secret) >= 4:
+                self._secrets.append(secret)
+
+    def call_json(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+                  json: Any = None, data: Mapping[str, Any] | None = None,
+                  headers: Mapping[str, str] | None = None, classify: ErrorClassifier | None = None) -> Any:
+        """One API call whose errors the provider's `classify` (this call's, else the client's)
+        may interpret; returns the parsed JSON body (None when empty).
+
+        Meant for reads, whatever their method (Google's searchStream is a POST): a "retry" or
+        "throttle" verdict — and, without a verdict, a 429 or 5xx — is retried up to `max_retries`
+        times after max(jittered backoff, the verdict's delay, Retry-After); a wait longer than
+        `max_retry_after` is refused with RateLimitError rather than slept. "auth" raises
+        AuthenticationError, "fail" RequestFailed, each with the verdict's detail."""
+        import requests  # loaded by __init__; a name lookup here
+
+        classify = classify or self.classify
+        url = self.resolve(path_or_url)
+        path = urlsplit(url).path or "/"
+        for attempt in range(self.max_retries + 1):
+            self._before_send()
+            try:
+                resp = self._session.request(method, url, params=params, json=json, data=data, headers=headers,
+                                             timeout=self.timeout, allow_redirects=False)
+            except _RetryAfterTooLong as e:
+                raise self._retry_after_too_long(e.seconds, path, method) from None
+            except requests.RequestException as e:
+                if attempt < self.max_retries:
+                    self.stats.retries += 1
+                    self._wait(self._backoff(attempt + 1))
+                    continue
+                raise self._error(TransportError, f"transport failure ({type(e).__name__}) after retries",
+                                  path, method=method) from None
+            self._saw_response(resp.status_code, resp.headers)
+            if resp.status_code < 300:
+                if not resp.content:
+                    return None
+                try:
+                    return response_json(resp)
+                except ValueError:
+                    raise self._error(MalformedResponseError, "response body is not valid JSON", path,
+                                      resp.status_code, method=method) from None
+            verdict = classify(resp.status_code, resp.headers, _json_or_none(resp)) if classify else None
+            kind = verdict.kind if verdict else _default_kind(resp.status_code)
+            # urllib3 has already spent the retry budget on a GET's 429/5xx (see CountingRetry)
+            spent = method.upper() == "GET" and resp.status_code in RETRY_STATUSES
+            if kind in ("retry", "throttle") and attempt < self.max_retries and not spent:
+                retry_after = _retry_after_seconds(resp.headers.get("Retry-After"))
+                asked = max((verdict.delay or 0.0) if verdict else 0.0, retry_after or 0.0)
+                if asked > self.max_retry_after:
+                    raise self._retry_after_too_long(asked, path, method)
+                delay = max(self._backoff(attempt + 1), asked)
+                if kind == "throttle" and self.rate_limiter is not None:
+                    self.rate_limiter.penalize(delay)  # other sessions of this account back off too
+                self.stats.retries += 1
+                self._wait(delay)
+                continue
+            if verdict is None:
+                raise self._status_error(resp, path, method)
+            cls = {"auth": AuthenticationError, "fail": RequestFailed, "throttle": RateLimitError,
+                   "retry": ServerError}[kind]
+            hint = "check this account's credentials" if kind == "auth" else None
+            raise self._error(cls, f"{verdict.detail} (HTTP {resp.status_code})", path, resp.status_code, hint,
+                              method)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _status_error(self, resp: requests.Response, path: str, method: str) -> IntegrationError:
         """The typed error for a final non-2xx response (reads and writes alike)."""

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from sync_pipelines.core.dg.alerts import build_failure_alert_sensor, finished_runs
+from sync_pipelines.core.dg.alerts import _read_cursor, build_failure_alert_sensor, finished_runs
 from sync_pipelines.core.dg.resources import AppDatabase
 
 
@@ -165,7 +165,7 @@ def test_more_runs_in_the_look_back_than_a_batch_never_stall_the_cursor(hook, da
             with dg.build_sensor_context(instance=instance, cursor=cursor,
                                          resources={"app_db": AppDatabase()}) as context:
                 result = sensor(context)
-            assert datetime.fromisoformat(result.cursor) >= datetime.fromisoformat(cursor)
+            assert _read_cursor(result.cursor)[0] >= _read_cursor(cursor)[0]
             cursor = result.cursor
 
         tick()
@@ -174,3 +174,36 @@ def test_more_runs_in_the_look_back_than_a_batch_never_stall_the_cursor(hook, da
         tick()
         assert len(hook.messages) == 1 and "failed 3 times in a row" in hook.messages[0]
         assert account in hook.messages[0]
+
+
+def test_accounts_of_a_batch_run_are_alerted_one_by_one_and_a_revoked_grant_at_once(hook, database_url, unique,
+                                                                                 monkeypatch):
+    from sync_pipelines.core import outcomes
+
+    monkeypatch.setenv("SCHEDULER_ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("SCHEDULER_ALERT_FAILURE_THRESHOLD", "2")
+    sensor = build_failure_alert_sensor()
+    provider, flaky, revoked, fine = f"ads{unique}", f"flaky-{unique}", f"revoked-{unique}", f"fine-{unique}"
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabase()}) as context:
+            cursor = sensor(context).cursor
+
+        def batch(run_id, *results):
+            with AppDatabase().connect() as conn:
+                outcomes.record(conn, [outcomes.Outcome(f"{provider}_sync", provider, account, run_id, ok,
+                                                        needs_reauth, None if ok else error)
+                                       for account, ok, needs_reauth, error in results])
+            nonlocal cursor
+            with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                         resources={"app_db": AppDatabase()}) as context:
+                cursor = sensor(context).cursor
+
+        batch("run-1", (flaky, False, False, "HTTP 500"), (revoked, False, True, "invalid_grant"), (fine, True, False, ""))
+        assert len(hook.messages) == 1
+        assert "needs re-authorisation" in hook.messages[0] and revoked in hook.messages[0]
+        batch("run-2", (flaky, False, False, "HTTP 500"), (fine, True, False, ""))
+        assert len(hook.messages) == 2
+        assert "failed 2 times in a row" in hook.messages[1] and flaky in hook.messages[1]
+        assert fine not in " ".join(hook.messages)
+        batch("run-3", (flaky, True, False, ""))
+        assert "recovered" in hook.messages[2] and flaky in hook.messages[2]

@@ -10,6 +10,7 @@ when the streak ends with a success. A message that could not be delivered is ke
 the next tick; delivery trouble is logged and never fails the sensor.
 """
 
+import json
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import class_row
 
+from sync_pipelines.core import outcomes
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.dg.runs import account_of, provider_of
@@ -113,19 +115,33 @@ def _save(conn: psycopg.Connection, s: AlertState) -> None:
 def _advance(state: AlertState, record: dg.RunRecord, instance: dg.DagsterInstance) -> None:
     """Fold one finished run into its streak, queueing a message when one is due."""
     run = record.dagster_run
+    failed = run.status == dg.DagsterRunStatus.FAILURE
+    _fold(state, failed, run.run_id, record.update_timestamp,
+          lambda: failure_reason(instance, run.run_id) if failed else "")
+
+
+def _advance_outcome(state: AlertState, outcome: outcomes.Outcome) -> None:
+    """Fold one account's outcome in a batch run; a revoked grant is alerted at once."""
+    _fold(state, not outcome.ok, outcome.run_id, outcome.recorded_at, lambda: outcome.error or "unknown",
+          urgent=outcome.needs_reauth)
+
+
+def _fold(state: AlertState, failed: bool, run_id: str, when: datetime | None, reason, *, urgent: bool = False) -> None:
     who = f"{state.provider}/{state.account}" if state.account else state.provider
-    if run.status == dg.DagsterRunStatus.FAILURE:
+    if failed:
         state.consecutive_failures += 1
-        if not state.alerted and state.consecutive_failures >= failure_threshold(state.provider):
+        if not state.alerted and (urgent or state.consecutive_failures >= failure_threshold(state.provider)):
             state.alerted = True
-            _queue(state, f":rotating_light: {state.job} failed {state.consecutive_failures} times in a row for"
-                          f" {who}. Last error: {failure_reason(instance, run.run_id)} — {_run_link(run.run_id)}")
+            what = ("needs re-authorisation (reconnect it)" if urgent
+                    else f"failed {state.consecutive_failures} times in a row")
+            _queue(state, f":rotating_light: {state.job} {what} for {who}. Last error: {reason()}"
+                          f" — {_run_link(run_id)}")
     else:
         if state.alerted:
             _queue(state, f":white_check_mark: {state.job} recovered for {who} after {state.consecutive_failures}"
-                          f" consecutive failures — {_run_link(run.run_id)}")
+                          f" consecutive failures — {_run_link(run_id)}")
         state.consecutive_failures, state.alerted = 0, False
-    state.last_run_id, state.last_update = run.run_id, record.update_timestamp
+    state.last_run_id, state.last_update = run_id, when
 
 
 def _queue(state: AlertState, message: str) -> None:
@@ -164,6 +180,18 @@ def finished_runs(instance: dg.DagsterInstance, after: datetime, batch_size: int
         lower = page[-1].update_timestamp
 
 
+def _read_cursor(cursor: str | None) -> tuple[datetime, int | None]:
+    """(runs read up to this update time, account outcomes read up to this id); the older cursor
+    was the bare timestamp. No outcome id yet: start from the newest outcome, as runs start from
+    the last day rather than the beginning of time."""
+    if not cursor:
+        return datetime.now(UTC) - timedelta(days=1), None
+    if cursor.startswith("{"):
+        parsed = json.loads(cursor)
+        return datetime.fromisoformat(parsed["runs"]), parsed.get("outcomes")
+    return datetime.fromisoformat(cursor), None
+
+
 def build_failure_alert_sensor(minimum_interval_seconds: int = 30, batch_size: int = 500) -> dg.SensorDefinition:
     @dg.sensor(
         name="sync_failure_alerts",
@@ -173,7 +201,7 @@ def build_failure_alert_sensor(minimum_interval_seconds: int = 30, batch_size: i
         "and when it recovers.",
     )
     def failure_alerts(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
-        since = datetime.fromisoformat(context.cursor) if context.cursor else datetime.now(UTC) - timedelta(days=1)
+        since, outcome_id = _read_cursor(context.cursor)
         newest, read = since, 0  # the cursor never moves backwards
         url = os.environ.get("SCHEDULER_ALERT_WEBHOOK_URL")
         sent = failed = 0
@@ -182,6 +210,8 @@ def build_failure_alert_sensor(minimum_interval_seconds: int = 30, batch_size: i
             for record in finished_runs(context.instance, since - _LOOKBACK, batch_size):
                 read += 1
                 newest = max(newest, record.update_timestamp)
+                if record.dagster_run.tags.get(outcomes.PER_ACCOUNT_TAG):
+                    continue  # its accounts' outcomes are folded one by one below
                 key = (record.dagster_run.job_name, provider_of(record.dagster_run) or "other",
                        account_of(record.dagster_run))
                 with conn.transaction():
@@ -189,6 +219,15 @@ def build_failure_alert_sensor(minimum_interval_seconds: int = 30, batch_size: i
                     if state.last_update is not None and record.update_timestamp <= state.last_update:
                         continue
                     _advance(state, record, context.instance)
+                    _save(conn, state)
+            if outcome_id is None:
+                outcome_id = outcomes.newest_id(conn)
+            for outcome in outcomes.read_after(conn, outcome_id):
+                read += 1
+                outcome_id = outcome.id or outcome_id
+                with conn.transaction():
+                    state = _load(conn, outcome.job, outcome.provider, outcome.account)
+                    _advance_outcome(state, outcome)
                     _save(conn, state)
             with conn.cursor(row_factory=class_row(AlertState)) as cur:
                 waiting = cur.execute("SELECT * FROM sync.alert_state WHERE pending_message IS NOT NULL").fetchall()
@@ -205,8 +244,9 @@ def build_failure_alert_sensor(minimum_interval_seconds: int = 30, batch_size: i
                     " AND account = %s AND pending_message = %s",
                     (state.job, state.provider, state.account, state.pending_message),
                 )
-        summary = f"{read} finished runs read, {sent} alerts sent, {failed} to retry"
-        return dg.SensorResult(cursor=newest.isoformat(), skip_reason=dg.SkipReason(summary))
+        summary = f"{read} finished runs and account outcomes read, {sent} alerts sent, {failed} to retry"
+        return dg.SensorResult(cursor=json.dumps({"runs": newest.isoformat(), "outcomes": outcome_id}),
+                               skip_reason=dg.SkipReason(summary))
 
     return failure_alerts
 
