@@ -165,7 +165,8 @@ def test_days_are_the_accounts_own_and_never_after_its_today(graph):
 
 
 def test_bad_insights_parameters_are_code_100(graph):
-    bad = [insights_params("2025-07-09", "2025-07-01"), insights_params("2025-07-01", "2025-07-02", fields="spend,nope"),
+    bad = [insights_params("2025-07-09", "2025-07-01"),
+           insights_params("2025-07-01", "2025-07-02", fields="spend,nope"),
            insights_params("2025-07-01", "2025-07-02", time_increment="monthly"),
            insights_params("2025-07-01", "2025-07-02", limit="0"),
            insights_params("2025-07-01", "2025-07-02", after="not-a-cursor"),

@@ -5,7 +5,9 @@ Run it with ``python -m sync_pipelines.sandbox.meta_ads``; `MetaAdsSandbox` (in 
 Python API.
 """
 
-from sync_pipelines.sandbox.meta_ads.app import DEFAULT_TOKEN, SUPPORTED_API_VERSIONS, MetaAdsSandbox, account_number, main
+from sync_pipelines.sandbox.meta_ads.app import (
+    DEFAULT_TOKEN, SUPPORTED_API_VERSIONS, MetaAdsSandbox, account_number, main,
+)
 from sync_pipelines.sandbox.meta_ads.data import PURCHASE_ACTION_TYPES, AccountData, Campaign, money
 from sync_pipelines.sandbox.meta_ads.reports import LIMIT_DEFAULT, LIMIT_MAX
 from sync_pipelines.sandbox.meta_ads.throttle import AD_ACCOUNT_HEADER, BUC_HEADER, INSIGHTS_THROTTLE_HEADER

@@ -23,7 +23,9 @@ from starlette.routing import Route
 
 from sync_pipelines.sandbox.control import dumps
 from sync_pipelines.sandbox.meta_ads.data import AccountData
-from sync_pipelines.sandbox.meta_ads.errors import GraphError, fbtrace_id, invalid_parameter, server_error, unsupported_get
+from sync_pipelines.sandbox.meta_ads.errors import (
+    GraphError, fbtrace_id, invalid_parameter, server_error, unsupported_get,
+)
 from sync_pipelines.sandbox.meta_ads.reports import (
     InsightsQuery, JobRule, ReportRun, compute_rows, not_ready, page, parse_limit, parse_query,
 )
@@ -240,7 +242,8 @@ class MetaAdsRoutes:
         return 200, self._paged(request, params, rows, run.query.fingerprint())
 
     @staticmethod
-    def _paged(request: Request, params: dict[str, str], rows: list[dict[str, Any]], fingerprint: str) -> dict[str, Any]:
+    def _paged(request: Request, params: dict[str, str], rows: list[dict[str, Any]],
+               fingerprint: str) -> dict[str, Any]:
         """``{"data", "paging": {"cursors": {"before", "after"}, "next"?, "previous"?}}``; ``next``
         is the same request with the ``after`` cursor, on the same origin (only while rows remain)."""
         part = page(rows, params, fingerprint)
