@@ -290,3 +290,32 @@ def test_an_exchange_with_wrong_app_credentials_is_a_configuration_failure(meta_
 def test_next_links_lose_the_token_meta_echoes():
     url = "https://graph.example/v23.0/act_1/insights?limit=5&access_token=EAAold&after=QQ"
     assert _without_token(url) == "https://graph.example/v23.0/act_1/insights?limit=5&after=QQ"
+
+
+def test_the_report_engine_replaces_a_restated_window_from_this_client(meta_sandbox, meta_client, connect, conn):
+    from sync_pipelines.core.reports import ReportStream, sync_report
+    from sync_pipelines.defs.meta_ads.client import MAX_WINDOW_DAYS
+
+    account = connect()
+    stream = ReportStream("meta_ads", tables.campaign_insights_daily, MAX_WINDOW_DAYS)
+    first, last = LA_TODAY - timedelta(days=13), LA_TODAY
+    table = tables.campaign_insights_daily.fullname
+
+    def stored() -> dict:
+        rows = conn.execute(f"SELECT campaign_id, date, spend, conversions FROM {table} WHERE account = %s",
+                            (account.number,)).fetchall()
+        return {(cid, day.isoformat()): (spend, conversions) for cid, day, spend, conversions in rows}
+
+    def upstream() -> dict:
+        return {(r["campaign_id"], r["date_start"]): (Decimal(r["spend"]), tables.first_purchase_type(r["actions"]))
+                for r in truth(meta_sandbox, account.number, first, last)}
+
+    with account.session(meta_client) as session:
+        sync_report(conn, stream, account.number, first, last, session.daily_metrics)
+        assert stored() == upstream()
+        restated = meta_sandbox.restate(account.number, days=5, change=4, vanish=2)
+        assert stored() != upstream()  # a sync that never re-reads drifts from Meta's numbers
+        again = sync_report(conn, stream, account.number, LA_TODAY - timedelta(days=4), LA_TODAY,
+                            session.daily_metrics)
+    assert stored() == upstream() and again.counts.deleted == 2
+    assert {(v["campaign_id"], v["date"]) for v in restated["vanished"]}.isdisjoint(stored())
