@@ -336,15 +336,17 @@ class MetaAdsClient(HttpApiResource):
         number = ad_account_number(account.account)
         base, version = self._base()
         if sleep is None:
-            sleep, limiter = time.sleep, rate_limiter_for(f"{NAME}:{number}", rate_per_second=None)
+            sleep, clock = time.sleep, time.monotonic
+            limiter = rate_limiter_for(f"{NAME}:{number}", rate_per_second=None)
         else:
             skipped = _SkippedTime(sleep)
-            sleep, limiter = skipped.sleep, RateLimiter(None, clock=skipped.clock, sleep=skipped.sleep)
+            sleep, clock = skipped.sleep, skipped.clock
+            limiter = RateLimiter(None, clock=clock, sleep=sleep)
         usage = MetaUsageHeaders(slow_down_at=self.slow_down_at_percent, max_slowdown=self.max_slowdown_seconds)
         http = self._http(number, f"{base}/{version}", limiter=limiter, headers=usage, sleep=sleep)
         return MetaAdsSession(http, self.page_size, account=number, tokens=tokens, sync_max_days=self.sync_max_days,
                               poll_interval=self.poll_interval_seconds, max_poll_seconds=self.max_poll_seconds,
-                              sleep=sleep)
+                              sleep=sleep, clock=clock)
 
     def refresher(self) -> Refresher:
         """Exchanges a long-lived token for a fresh one (``GET /oauth/access_token?grant_type=

@@ -86,6 +86,17 @@ def test_a_stuck_run_is_waited_for_boundedly_then_split_in_halves(meta_sandbox, 
     assert calls(meta_sandbox, "report_runs", account.number) == 1 + 2 + 4
 
 
+def test_the_wait_for_a_run_is_bounded_by_max_poll_seconds(meta_sandbox, meta_client, connect):
+    account = connect()
+    meta_sandbox.set_job_behaviour(account.number, "stuck", over_days=10)
+    client = meta_client.model_copy(update={"poll_interval_seconds": 5.0, "max_poll_seconds": 60.0})
+    waits: list[float] = []
+    with account.session(client, sleep=waits.append) as session:  # polls recorded, not slept
+        rows, _ = read(session, LA_TODAY - timedelta(days=19), LA_TODAY)
+    assert rows and session.report_runs == 3
+    assert waits.count(5.0) == 12 and sum(waits) < 61  # 60 s of 5 s polls on the stuck run, none after
+
+
 def test_a_failed_run_is_split_at_once(meta_sandbox, meta_client, connect):
     account = connect()
     meta_sandbox.set_job_behaviour(account.number, "failed", polls=1, count=1)
