@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(unknown_provider_message(args.provider, known))
         args.known = known
         args.declaration = known.get(args.provider) if args.provider else None
-        if args.cadence and args.declaration and args.declaration.schedules:
+        if args.cadence and args.declaration and not args.declaration.takes_cadence:
             parser.error(f"{args.provider} accounts follow fixed schedules, not --cadence"
                          f" ({args.declaration.drives(args.cadence)})")
         args.cadence = args.cadence or "30min"

@@ -22,7 +22,8 @@ import dagster as dg
 
 import sync_pipelines.defs
 from sync_pipelines.core.dg.resources import AppDatabase
-from sync_pipelines.core.providers import declared_modules
+from sync_pipelines.core.dg.triggers import build_trigger_sensor
+from sync_pipelines.core.providers import declared_modules, discover_triggers
 
 
 def folder_definitions(package: ModuleType = sync_pipelines.defs) -> list[dg.Definitions]:
@@ -36,10 +37,23 @@ def folder_definitions(package: ModuleType = sync_pipelines.defs) -> list[dg.Def
     return found
 
 
+def trigger_definitions(folders: list[dg.Definitions], package: ModuleType = sync_pipelines.defs) -> dg.Definitions:
+    """One sensor launching every job a folder's `triggers.py` opens to `POST /triggers/<job>`
+    (a declared job no folder defines, e.g. replication with no tables configured, is left out)."""
+    declared = discover_triggers(package)
+    jobs = [job for folder in folders for job in folder.jobs or () if job.name in declared]
+    if not jobs:
+        return dg.Definitions()
+    bodies = {name: t.parse_body for name, t in declared.items() if t.parse_body is not None}
+    return dg.Definitions(sensors=[build_trigger_sensor(jobs, bodies=bodies)])
+
+
 atexit.register(gc.freeze)  # runs before the interpreter's final collections (atexit is first)
 
+_folders = folder_definitions()
 defs = dg.Definitions.merge(
-    *folder_definitions(),
+    *_folders,
+    trigger_definitions(_folders),
     # Also for runs outside the named jobs ("Materialize all"): API-bound steps, where a
     # subprocess per step would cost seconds.
     dg.Definitions(resources={"app_db": AppDatabase()}, executor=dg.in_process_executor),

@@ -48,11 +48,23 @@ class ProviderDeclaration:
     them; empty when each account's registry `cadence` picks its schedule. `accounts list` and
     `accounts add` show what really drives an account from this."""
 
+    automation: bool = False
+    """An automation sensor honours each account's cadence (and lookback) besides the fixed
+    `schedules` (the ad platforms: a 5-minute worker plus a nightly sync)."""
+
     def drives(self, cadence: str) -> str:
-        """What launches an account's syncs: its cadence, or the provider's fixed schedules."""
+        """What launches an account's syncs: its cadence, the provider's fixed schedules, or both."""
+        fixed = ", ".join(f"{what} {describe_cron(cron)}" for what, cron in self.schedules.items())
         if not self.schedules:
             return cadence
-        return "schedules: " + ", ".join(f"{what} {describe_cron(cron)}" for what, cron in self.schedules.items())
+        if self.automation:
+            return f"automation {cadence} + {fixed}"
+        return "schedules: " + fixed
+
+    @property
+    def takes_cadence(self) -> bool:
+        """Whether an account's registry cadence decides anything (else `--cadence` is refused)."""
+        return not self.schedules or self.automation
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum() or self.name != self.name.lower():
@@ -116,6 +128,22 @@ def discover(package: ModuleType, module: str, kind: type[T], *, name: Callable[
 def discover_providers(package: ModuleType) -> dict[str, ProviderDeclaration]:
     """The providers that take accounts: each subpackage's `provider.py` declaration."""
     return discover(package, "provider", ProviderDeclaration, name=lambda p: p.name)
+
+
+@dataclass(frozen=True)
+class TriggerDeclaration:
+    """A job that `POST /triggers/<job>` may start (a folder's `triggers.py`), and how its JSON body
+    becomes the run's config: `parse_body(body)` returns the run config or raises ValueError with a
+    message for the caller (the receiver answers 400 with it); None: the body is not used."""
+
+    job: str
+    parse_body: Callable[[object], dict] | None = field(default=None, hash=False)
+    description: str = ""
+
+
+def discover_triggers(package: ModuleType) -> dict[str, TriggerDeclaration]:
+    """Every job a folder's `triggers.py` lets external triggers start, by job name."""
+    return discover(package, "triggers", TriggerDeclaration, name=lambda t: t.job)
 
 
 def unknown_provider_message(name: str, known: dict[str, ProviderDeclaration]) -> str:

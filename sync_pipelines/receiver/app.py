@@ -38,6 +38,7 @@ import sync_pipelines.defs
 from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, resolve_database_url
 from sync_pipelines.core.registry import INTEGRATIONS
+from sync_pipelines.core.providers import TriggerDeclaration, discover_triggers
 from sync_pipelines.core.webhooks import WebhookDeclaration, discover_webhooks
 from sync_pipelines.receiver import triggers
 from sync_pipelines.receiver.database import DatabaseGate, Unavailable
@@ -54,9 +55,9 @@ _ACTIVE_ACCOUNT = "SELECT active FROM sync.integrations WHERE provider = %s AND 
 
 
 class Rejected(Exception):
-    def __init__(self, status: int, reason: str, account: str | None = None):
+    def __init__(self, status: int, reason: str, account: str | None = None, detail: str | None = None):
         super().__init__(reason)
-        self.status, self.reason, self.account = status, reason, account
+        self.status, self.reason, self.account, self.detail = status, reason, account, detail
 
 
 class ReceiverState:
@@ -207,7 +208,7 @@ async def _accept(state: ReceiverState, spec: WebhookDeclaration, request: Reque
 
 
 async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, job: str, request: Request,
-                          max_body_bytes: int) -> JSONResponse:
+                          max_body_bytes: int, declaration: TriggerDeclaration | None = None) -> JSONResponse:
     """Verify a trigger and store it; the sensor launches the run. 202 new, 200 duplicate."""
     _check_declared_length(request, max_body_bytes)
     body = await _read_capped(request, max_body_bytes)
@@ -220,6 +221,11 @@ async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, 
         raise Rejected(400, "bad_delivery_id")
     delivery_id = f"{job}:{message_id}"  # per job: one Idempotency-Key sent to two jobs is two triggers
     payload = _json_object_text(body, None) if body.strip() else "{}"
+    if declaration is not None and declaration.parse_body is not None:
+        try:  # the caller learns now, not from a run that never starts
+            declaration.parse_body(json.loads(payload))
+        except ValueError as error:
+            raise Rejected(400, "invalid_body", detail=str(error)[:500]) from None
     delivery = dict(provider=triggers.PROVIDER, account=job, topic=triggers.TOPIC, delivery_id=delivery_id,
                     payload=payload, triggered_at=verdict.issued_at, event_id=verdict.token_id,
                     headers=triggers.kept_headers(request.headers, verdict.source))
@@ -254,7 +260,8 @@ async def _answer(state: ReceiverState, provider: str, accept: Awaitable[JSONRes
         return await accept
     except Rejected as rejected:
         await state.record_rejection(provider, rejected.reason, rejected.account)
-        return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
+        answer = {"error": rejected.reason, **({"detail": rejected.detail} if rejected.detail else {})}
+        return JSONResponse(answer, status_code=rejected.status)
     except Unavailable:  # the gate logged the outage once; a 503 per request is expected meanwhile
         return JSONResponse({"error": "unavailable"}, status_code=503)
     except ClientDisconnect:
@@ -298,7 +305,8 @@ def create_app(
     for name, secrets in state.secrets.items():
         if not secrets:
             log.warning("no webhook secret configured for %s: its deliveries get 503", name)
-    trigger_config = triggers.TriggerConfig.from_env(environ)
+    declared_triggers = discover_triggers(defs_package)
+    trigger_config = triggers.TriggerConfig.from_env(environ, sorted(declared_triggers))
     if not (trigger_config.bearer_token or trigger_config.signing_keys):
         log.warning("no trigger credentials configured (%s, %s): triggers get 401",
                     triggers.BEARER_TOKEN_ENV, triggers.QSTASH_CURRENT_KEY_ENV)
@@ -317,7 +325,8 @@ def create_app(
         if job not in trigger_config.jobs:
             return JSONResponse({"error": "unknown_job"}, status_code=404)
         return await _answer(state, triggers.PROVIDER,
-                             _accept_trigger(state, trigger_config, job, request, max_body_bytes))
+                             _accept_trigger(state, trigger_config, job, request, max_body_bytes,
+                                             declared_triggers.get(job)))
 
     async def health(request: Request) -> JSONResponse:
         begun = time.perf_counter()

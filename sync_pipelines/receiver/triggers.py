@@ -120,13 +120,15 @@ class TriggerConfig:
     jobs: frozenset[str]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> TriggerConfig:
+    def from_env(cls, environ: Mapping[str, str], declared: Sequence[str] = DEFAULT_JOBS) -> TriggerConfig:
+        """`declared`: the jobs the folders' `triggers.py` open to triggers; `SYNC_TRIGGER_JOBS`, when
+        set, is the allow-list instead (comma-separated; empty: none)."""
         def value(name: str) -> str | None:
             return (environ.get(name) or "").strip() or None
 
         keys = tuple(key for name in (QSTASH_CURRENT_KEY_ENV, QSTASH_NEXT_KEY_ENV) if (key := value(name)))
         jobs_text = environ.get(JOBS_ENV)
-        jobs = DEFAULT_JOBS if jobs_text is None else [job.strip() for job in jobs_text.split(",")]
+        jobs = declared if jobs_text is None else [job.strip() for job in jobs_text.split(",")]
         return cls(bearer_token=value(BEARER_TOKEN_ENV), signing_keys=keys,
                    public_url=value(PUBLIC_URL_ENV), jobs=frozenset(job for job in jobs if job))
 

@@ -13,7 +13,6 @@ Settings come from the environment so a deployment tunes them without code:
 `SYNC_REPORT_BATCH_SIZE` (default 250), `SYNC_REPORT_MAX_RUNS_PER_TICK` (default 4).
 """
 
-from __future__ import annotations
 
 from datetime import UTC, datetime
 

@@ -20,7 +20,6 @@ of hundreds of thousands of partitions whose single-run backfills have open bugs
 each materialization's `first_day`/`last_day`), the range is run config.
 """
 
-from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.dg.runs import ACCOUNT_TAG, PROVIDER_TAG, TRIGGER_TAG
 from sync_pipelines.core.http import IntegrationError
 from sync_pipelines.core.oauth import ReauthorisationRequired, TokenSource
+from sync_pipelines.core.report_requests import report_job_name, report_op_name
 from sync_pipelines.core.registry import Account, get_account, list_accounts, mark_needs_reauth, set_timezone
 
 
@@ -61,11 +61,11 @@ class ReportProvider:
 
     @property
     def job_name(self) -> str:
-        return f"{self.name}_sync"
+        return report_job_name(self.name)
 
     @property
     def op_name(self) -> str:
-        return f"{self.name}_sync_accounts"
+        return report_op_name(self.name)
 
 
 class ReportRange(dg.Config):
@@ -132,7 +132,8 @@ def sync_account(spec: ReportProvider, app_db: AppDatabase, client: Any, account
     started = datetime.now(UTC)
     first = last = None
     try:
-        tokens = TokenSource(app_db.connect, Cipher.from_env(), spec.name, account.account, client.refresher(),
+        tokens = TokenSource(app_db.connect, Cipher.from_env(), spec.name, account.account,
+                             client.refresher(account.account),
                              refresh_before=timedelta(seconds=getattr(client, "token_refresh_before_seconds", 60)))
         with client.session(account, tokens) as session, app_db.connect() as conn:
             if account.timezone is None:
@@ -143,8 +144,11 @@ def sync_account(spec: ReportProvider, app_db: AppDatabase, client: Any, account
                                                  requested_days=config.days, first=first_day, last=last_day)
             restating = (last - first).days + 1 >= spec.policy.restatement_days
             try:
+                # The client's setting (the UI shows it) may narrow the declared window.
+                stream = replace(spec.stream, max_window_days=getattr(client, "max_window_days", None)
+                                 or spec.stream.max_window_days)
                 result = reports.sync_report(
-                    conn, spec.stream, account.account, first, last, session.daily_metrics,
+                    conn, stream, account.account, first, last, session.daily_metrics,
                     backfill=config.kind == report_plan.BACKFILL, restatement=restating, run_id=run_id, log=log)
             finally:
                 stats = session.http.stats.as_metadata()
@@ -211,7 +215,7 @@ def resolve_accounts(app_db: AppDatabase, spec: ReportProvider, config: ReportRu
 def report_job(spec: ReportProvider) -> dg.JobDefinition:
     """The batch job: many accounts per run, each its own outcome and materialization."""
 
-    @dg.op(name=spec.op_name, required_resource_keys={"app_db", spec.client_key}, pool=spec.name,
+    @dg.op(name=spec.op_name, out={}, required_resource_keys={"app_db", spec.client_key}, pool=spec.name,
            tags={PROVIDER_TAG: spec.name},
            description=f"Syncs the configured {spec.name} accounts' daily metrics, each on its own.")
     def sync_accounts(context: dg.OpExecutionContext, config: ReportRunConfig) -> Iterator[dg.AssetMaterialization]:

@@ -21,7 +21,7 @@ with its run key exists in the instance; until then every tick requests it again
 run key (a lost tick result cannot lose it, and Dagster de-duplicates).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -44,11 +44,12 @@ def run_key(event: inbox.InboxEvent) -> str:
     return f"trigger:{event.delivery_id}"
 
 
-def trigger_run_request(event: inbox.InboxEvent) -> dg.RunRequest:
+def trigger_run_request(event: inbox.InboxEvent, run_config: dict | None = None) -> dg.RunRequest:
     """The run one stored trigger asks for; its run key makes the launch happen once."""
     return dg.RunRequest(
         job_name=event.account,
         run_key=run_key(event),
+        run_config=run_config or {},
         tags={
             "sync/trigger": "external",
             "sync/trigger_source": str(event.headers.get("source", "unknown")),
@@ -62,8 +63,12 @@ def build_trigger_sensor(
     *,
     minimum_interval_seconds: int = 5,
     batch_limit: int = 500,
+    bodies: Mapping[str, Callable[[object], dict]] | None = None,
 ) -> dg.SensorDefinition:
-    """One sensor launching any of `jobs` when the receiver has stored a trigger for it."""
+    """One sensor launching any of `jobs` when the receiver has stored a trigger for it; a job in
+    `bodies` gets its run config from the trigger's JSON body (already validated by the receiver
+    with the same function; a body it refuses now is set aside, logged, never launched)."""
+    bodies = dict(bodies or {})
     names = [job.name for job in jobs]
     if not names:
         raise ValueError("build_trigger_sensor needs at least one job")
@@ -91,6 +96,13 @@ def build_trigger_sensor(
             ]
             requests, handled, resent = [], [], 0
             for event in sorted([*missed, *events], key=lambda e: e.id):
+                try:
+                    config = bodies[event.account](event.payload) if event.account in bodies else None
+                except ValueError as error:
+                    handled.append(event.id)
+                    context.log.warning(f"trigger {event.id} for {event.account}: body refused ({error});"
+                                        " marked processed")
+                    continue
                 if event.account not in known:
                     handled.append(event.id)
                     context.log.warning(
@@ -99,11 +111,11 @@ def build_trigger_sensor(
                     )
                 elif event.id > after:  # new: a lost tick result re-reads it, so mark it now
                     handled.append(event.id)
-                    requests.append(trigger_run_request(event))
+                    requests.append(trigger_run_request(event, config))
                 elif _launched(context.instance, run_key(event)):  # swept: done once its run exists
                     handled.append(event.id)
                 else:
-                    requests.append(trigger_run_request(event))
+                    requests.append(trigger_run_request(event, config))
                     resent += 1
             inbox.mark_processed(conn, handled, run_id="sensor")
         cursor = str(max((event.id for event in events), default=after))

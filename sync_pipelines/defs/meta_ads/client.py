@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sync_pipelines.core.credentials import Tokens
+from sync_pipelines.core.credentials import CredentialsError, Tokens
 from sync_pipelines.core.dg.resources import HttpApiResource, setting
 from sync_pipelines.core.http import (
     MAX_PAGES, ApiSession, AuthenticationError, ErrorVerdict, HttpClient, MalformedResponseError, RateLimiter,
@@ -348,20 +348,21 @@ class MetaAdsClient(HttpApiResource):
                               poll_interval=self.poll_interval_seconds, max_poll_seconds=self.max_poll_seconds,
                               sleep=sleep, clock=clock)
 
-    def refresher(self) -> Refresher:
-        """Exchanges a long-lived token for a fresh one (``GET /oauth/access_token?grant_type=
-        fb_exchange_token``); Meta refusing the token (190) means the person must reconnect."""
+    def refresher(self, account: str = "") -> Refresher:
+        """For core's `TokenSource`: exchanges the account's long-lived token for a fresh one (``GET
+        /oauth/access_token?grant_type=fb_exchange_token``); Meta refusing the token (190) means the
+        person must reconnect (`ReauthorisationRequired`)."""
         base, version = self._base()
         app_id = setting(self.app_id, APP_ID_ENV, "")
 
         def refresh(stored: Tokens) -> Tokens:
             secret = os.environ.get(APP_SECRET_ENV, "")
             if not app_id or not secret:
-                raise RequestFailed(NAME, "token exchange", f"set {APP_ID_ENV} and {APP_SECRET_ENV} (the Meta app's"
-                                                            " id and secret) to exchange long-lived tokens")
+                raise CredentialsError(f"{NAME} [{account}]: set {APP_ID_ENV} and {APP_SECRET_ENV} (the Meta app's"
+                                       " id and secret) to exchange long-lived tokens")
             params = {"grant_type": "fb_exchange_token", "client_id": app_id, "client_secret": secret,
                       "fb_exchange_token": stored.access_token}
-            with self._http("token exchange", f"{base}/{version}") as http:
+            with self._http(account, f"{base}/{version}") as http:
                 try:
                     body = http.call_json("GET", "oauth/access_token", params=params,
                                           classify=lambda s, h, b: classify_exchange(
@@ -371,7 +372,7 @@ class MetaAdsClient(HttpApiResource):
                                                   ) from None
             token = body.get("access_token") if isinstance(body, dict) else None
             if not isinstance(token, str) or not token:
-                raise MalformedResponseError(NAME, "token exchange", "no access_token in the exchange's answer")
+                raise MalformedResponseError(NAME, account, "no access_token in the token exchange's answer")
             expires_in = body.get("expires_in")
             expires_at = (datetime.now(UTC) + timedelta(seconds=float(expires_in))
                           if isinstance(expires_in, (int, float)) and expires_in > 0 else None)

@@ -17,4 +17,7 @@ def ad_account_number(account: str) -> str:
 
 DECLARATION = ProviderDeclaration(
     name=NAME, normalise_account=ad_account_number,
-    description="Meta Marketing API (Insights); the account is an ad account id, act_<number> or the number")
+    # Like every ad platform: the nightly sync plus the automation honouring each account's cadence.
+    schedules={"nightly": "0 2 * * *"}, automation=True,
+    description="Meta Marketing API (Insights); the account is an ad account id, act_<number> or the number"
+                " (stored as the number)")

@@ -10,7 +10,6 @@ import os
 
 import dagster as dg
 
-from sync_pipelines.core.dg.triggers import build_trigger_sensor
 from sync_pipelines.defs.replication.assets import replication_asset, replication_job
 from sync_pipelines.defs.replication.config import load_config
 from sync_pipelines.defs.replication.resources import SourceDatabase
@@ -28,8 +27,8 @@ def build_definitions(config_path: str | os.PathLike | None = None) -> dg.Defini
         assets=assets,
         jobs=[job],
         schedules=[replication_schedule(job)],
-        # POST /triggers/replication_sync on the receiver (bearer or QStash) launches the job.
-        sensors=[build_trigger_sensor([job])],
+        # POST /triggers/replication_sync (declared in triggers.py) launches the job: the trigger
+        # sensor is built once, for every folder's declared jobs, in sync_pipelines/definitions.py.
         resources=resources,
     )
 

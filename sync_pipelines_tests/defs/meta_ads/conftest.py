@@ -73,7 +73,7 @@ def connect(meta_sandbox, meta_client, database_url, conn, cipher):
         token = meta_sandbox.issue_token(f"EAAtest{number}", accounts=[number], expires_in=None).value
         credentials.store(conn, cipher, "meta_ads", number, Tokens(token, None, datetime.now(UTC) + stored_expires_in))
         tokens = TokenSource(lambda: psycopg.connect(database_url, autocommit=True), cipher, "meta_ads", number,
-                             meta_client.refresher(),
+                             meta_client.refresher(number),
                              refresh_before=timedelta(seconds=meta_client.token_refresh_before_seconds))
         account = Account("meta_ads", f"act_{number}", "Test ad account", True, "", True, "daily", 1)
         return Connected(number, token, account, tokens)

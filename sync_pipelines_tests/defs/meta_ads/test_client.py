@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from sync_pipelines.core import credentials
-from sync_pipelines.core.credentials import Tokens
+from sync_pipelines.core.credentials import CredentialsError, Tokens
 from sync_pipelines.core.entities import row_builder
 from sync_pipelines.core.http import RateLimitError, RequestFailed
 from sync_pipelines.core.oauth import ReauthorisationRequired
@@ -293,8 +293,9 @@ def test_an_exchange_with_wrong_app_credentials_is_a_configuration_failure(meta_
     with account.session(meta_client) as session, pytest.raises(RequestFailed) as failed:
         session.account_timezone()
     assert not isinstance(failed.value, ReauthorisationRequired) and "not-the-secret" not in str(failed.value)
+    assert account.number in str(failed.value)
     monkeypatch.delenv("META_APP_SECRET")
-    with account.session(meta_client) as session, pytest.raises(RequestFailed, match="META_APP_SECRET"):
+    with account.session(meta_client) as session, pytest.raises(CredentialsError, match="META_APP_SECRET"):
         session.account_timezone()
 
 
