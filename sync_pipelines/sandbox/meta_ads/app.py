@@ -163,7 +163,7 @@ class MetaAdsSandbox(MetaAdsRoutes, MetaAdsControl, MetaAdsMutations, ProviderSa
 def main(argv: list[str] | None = None) -> int:
     """``python -m sync_pipelines.sandbox.meta_ads``: serve ad accounts until Ctrl-C."""
     return cli_main(argv, prog="python -m sync_pipelines.sandbox.meta_ads",
-                    description="Serve a Meta Marketing API sandbox until Ctrl-C.", port=8768,
+                    description="Serve a Meta Marketing API sandbox until Ctrl-C.", port=8769,
                     accounts="ad account", add_arguments=_add_arguments, build=_build)
 
 
