@@ -71,14 +71,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(render_table(rows, now) if rows else f"no sync runs in the last {args.days} days")
     if attention is None:
         print("\naccounts needing attention: not read (DATABASE_URL is not set)")
-    elif attention.needs_reauthorisation or attention.failed:
+    elif attention.needs_reauthorisation or attention.failed or attention.expiring:
         from sync_pipelines.core.dg.status import render_attention
 
         print("\n" + render_attention(attention))
     return 0
 
 
-UNREAD = ("needs_reauthorisation", "failed_accounts")  # null in --json when the app database is not read
+UNREAD = ("needs_reauthorisation", "failed_accounts", "authorisation_expiring")  # null in --json when the app database is not read
 
 
 def accounts_attention(server, provider: str | None):

@@ -155,7 +155,13 @@ def parse_tokens(text: str, now: datetime) -> credentials.Tokens:
             raise InputError("expires_at must be an ISO 8601 time, e.g. 2026-12-01T10:00:00Z") from None
         if expires_at.tzinfo is None:
             raise InputError("expires_at must name its time zone, e.g. 2026-12-01T10:00:00Z")
-    return credentials.Tokens(access.strip(), refresh.strip() if refresh else None, expires_at)
+    refresh_expires_at = None
+    lapse = data.get("refresh_token_expires_in")  # e.g. LinkedIn's token response: refresh tokens lapse
+    if lapse is not None:
+        if isinstance(lapse, bool) or not isinstance(lapse, int | float) or lapse <= 0:
+            raise InputError("refresh_token_expires_in must be a positive number of seconds")
+        refresh_expires_at = now + timedelta(seconds=lapse)
+    return credentials.Tokens(access.strip(), refresh.strip() if refresh else None, expires_at, refresh_expires_at)
 
 
 def read_tokens(args: argparse.Namespace, stdin, environ) -> str:

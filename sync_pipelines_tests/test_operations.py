@@ -117,11 +117,25 @@ def test_the_status_asset_lists_accounts_needing_reauthorisation(database_url, u
     from sync_pipelines.core.registry import mark_needs_reauth, upsert_account
     from sync_pipelines.defs.operations.definitions import sync_status
 
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.fernet import Fernet
+
+    from sync_pipelines.core import credentials
+
     with AppDatabase().connect() as conn:
         upsert_account(conn, "google_ads", f"99{unique}", credentials_env="")
         mark_needs_reauth(conn, "google_ads", f"99{unique}", "invalid_grant")
-    with dg.instance_for_test() as instance:
-        result = dg.materialize([sync_status], instance=instance, resources={"app_db": AppDatabase()})
+        upsert_account(conn, "linkedin_ads", f"77{unique}", credentials_env="")  # lapses in 3 days
+        credentials.store(conn, credentials.Cipher([Fernet.generate_key().decode()]), "linkedin_ads", f"77{unique}",
+                          credentials.Tokens("a", "r", refresh_expires_at=datetime.now(UTC) + timedelta(days=3)))
+    try:
+        with dg.instance_for_test() as instance:
+            result = dg.materialize([sync_status], instance=instance, resources={"app_db": AppDatabase()})
+    finally:
+        with AppDatabase().connect() as conn:  # not left for other tests' alert sensors
+            conn.execute("DELETE FROM sync.oauth_tokens WHERE account = %s", (f"77{unique}",))
     (event,) = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
     assert f"99{unique}" in metadata["report"].value and metadata["accounts_needing_reauthorisation"].value >= 1
+    assert "lapses soon" in metadata["report"].value and f"77{unique}" in metadata["report"].value

@@ -41,6 +41,8 @@ OAUTH_TOKENS = sa.Table(
     sa.Column("access_token", sa.LargeBinary, nullable=False, comment="Fernet ciphertext"),
     sa.Column("refresh_token", sa.LargeBinary, nullable=True, comment="Fernet ciphertext"),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("refresh_expires_at", sa.DateTime(timezone=True), nullable=True,
+              comment="when the refresh token itself lapses (providers whose refresh tokens do not slide)"),
     sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
     schema="sync",
@@ -56,6 +58,9 @@ class Tokens:
     access_token: str = field(repr=False)
     refresh_token: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
+    refresh_expires_at: datetime | None = None
+    """When the refresh token lapses (LinkedIn's: a year from issue, not extended by use): past it
+    only a person re-authorising helps, so it is warned about ahead (`expiring_refresh_tokens`)."""
 
     def expired(self, now: datetime | None = None, skew: timedelta = EXPIRY_SKEW) -> bool:
         if self.expires_at is None:
@@ -100,11 +105,12 @@ def store(conn: psycopg.Connection, cipher: Cipher, provider: str, account: str,
     ensure_tables(conn, [OAUTH_TOKENS])
     refresh = cipher.encrypt(tokens.refresh_token) if tokens.refresh_token is not None else None
     conn.execute(
-        "INSERT INTO sync.oauth_tokens (provider, account, access_token, refresh_token, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (provider, account) DO UPDATE SET"
+        "INSERT INTO sync.oauth_tokens (provider, account, access_token, refresh_token, expires_at, refresh_expires_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (provider, account) DO UPDATE SET"
         " access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,"
-        " expires_at = EXCLUDED.expires_at, updated_at = now()",
-        (provider, account, cipher.encrypt(tokens.access_token), refresh, tokens.expires_at),
+        " expires_at = EXCLUDED.expires_at, refresh_expires_at = EXCLUDED.refresh_expires_at, updated_at = now()",
+        (provider, account, cipher.encrypt(tokens.access_token), refresh, tokens.expires_at,
+         tokens.refresh_expires_at),
     )
 
 
@@ -112,14 +118,15 @@ def load(conn: psycopg.Connection, cipher: Cipher, provider: str, account: str, 
     """An account's tokens, decrypted; `lock=True` (in a transaction) holds its row until commit."""
     ensure_tables(conn, [OAUTH_TOKENS])
     row = conn.execute(
-        "SELECT access_token, refresh_token, expires_at FROM sync.oauth_tokens WHERE provider = %s AND account = %s"
+        "SELECT access_token, refresh_token, expires_at, refresh_expires_at FROM sync.oauth_tokens"
+        " WHERE provider = %s AND account = %s"
         + (" FOR UPDATE" if lock else ""), (provider, account)).fetchone()
     if row is None:
         raise CredentialsError(f"{provider} [{account}]: no tokens stored; connect the account first")
     what = f"{provider} [{account}]"
     return Tokens(access_token=cipher.decrypt(row[0], what),
                   refresh_token=cipher.decrypt(row[1], what) if row[1] is not None else None,
-                  expires_at=row[2])
+                  expires_at=row[2], refresh_expires_at=row[3])
 
 
 def refresh_if_needed(conn: psycopg.Connection, cipher: Cipher, provider: str, account: str,
@@ -137,7 +144,8 @@ def refresh_if_needed(conn: psycopg.Connection, cipher: Cipher, provider: str, a
             return current
         fresh = refresh(current)
         if fresh.refresh_token is None:  # most providers send a new refresh token only sometimes
-            fresh = replace(fresh, refresh_token=current.refresh_token)
+            fresh = replace(fresh, refresh_token=current.refresh_token,
+                            refresh_expires_at=fresh.refresh_expires_at or current.refresh_expires_at)
         store(conn, cipher, provider, account, fresh)
         conn.execute("UPDATE sync.oauth_tokens SET refreshed_at = now() WHERE provider = %s AND account = %s",
                      (provider, account))
@@ -165,3 +173,26 @@ def rotate(conn: psycopg.Connection, cipher: Cipher, provider: str | None = None
                          " WHERE provider = %s AND account = %s", (new_access, new_refresh, provider, account))
             count += 1
     return count
+
+
+@dataclass(frozen=True)
+class ExpiringGrant:
+    provider: str
+    account: str
+    refresh_expires_at: datetime
+
+
+def expiring_refresh_tokens(conn: psycopg.Connection, within: timedelta,
+                            now: datetime | None = None) -> list[ExpiringGrant]:
+    """Accounts whose refresh token lapses within `within` (or already has): they must be
+    re-authorised before then, whatever their syncs do (using the token does not extend it)."""
+    ensure_tables(conn, [OAUTH_TOKENS])
+    rows = conn.execute("SELECT provider, account, refresh_expires_at FROM sync.oauth_tokens"
+                        " WHERE refresh_expires_at < %s ORDER BY refresh_expires_at",
+                        ((now or datetime.now(UTC)) + within,)).fetchall()
+    return [ExpiringGrant(*row) for row in rows]
+
+
+def reauthorisation_warning_window(environ: Mapping[str, str] = os.environ) -> timedelta:
+    """How long before a refresh token lapses it is warned about: `SYNC_REAUTH_WARNING_DAYS` (14)."""
+    return timedelta(days=int(environ.get("SYNC_REAUTH_WARNING_DAYS") or 14))

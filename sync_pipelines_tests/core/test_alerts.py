@@ -207,3 +207,37 @@ def test_accounts_of_a_batch_run_are_alerted_one_by_one_and_a_revoked_grant_at_o
         assert fine not in " ".join(hook.messages)
         batch("run-3", (flaky, True, False, ""))
         assert "recovered" in hook.messages[2] and flaky in hook.messages[2]
+
+
+def test_an_authorisation_about_to_lapse_is_warned_once_per_expiry(hook, database_url, unique, monkeypatch):
+    from datetime import timedelta
+
+    from cryptography.fernet import Fernet
+
+    from sync_pipelines.core import credentials
+    from sync_pipelines.core.credentials import Cipher, Tokens
+
+    monkeypatch.setenv("SCHEDULER_ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("SYNC_REAUTH_WARNING_DAYS", "14")
+    cipher = Cipher([Fernet.generate_key().decode()])
+    provider = f"ads{unique}"
+    lapses = datetime.now(UTC) + timedelta(days=5)
+    with AppDatabase().connect() as conn:
+        credentials.store(conn, cipher, provider, "soon", Tokens("a", "r", None, refresh_expires_at=lapses))
+        credentials.store(conn, cipher, provider, "later", Tokens("a", "r", None,
+                                                                  refresh_expires_at=lapses + timedelta(days=60)))
+    sensor = build_failure_alert_sensor()
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            with dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabase()}) as context:
+                sensor(context)
+        mine = [m for m in hook.messages if provider in m]
+        assert len(mine) == 1 and f"{provider}/soon" in mine[0] and "lapses" in mine[0]
+        with AppDatabase().connect() as conn:  # reconnected: a new lapse date, warned again when near
+            credentials.store(conn, cipher, provider, "soon", Tokens("b", "r2", None,
+                                                                     refresh_expires_at=lapses + timedelta(days=1)))
+        with dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabase()}) as context:
+            sensor(context)
+        with AppDatabase().connect() as conn:  # other tests share the database (and the alert channel)
+            conn.execute("DELETE FROM sync.oauth_tokens WHERE provider = %s", (provider,))
+        assert len([m for m in hook.messages if provider in m]) == 2

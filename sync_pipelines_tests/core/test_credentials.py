@@ -111,3 +111,19 @@ def test_a_refused_refresh_stores_nothing(conn, unique, cipher):
 def test_no_tokens_names_the_account(conn, unique, cipher):
     with pytest.raises(CredentialsError, match=f"ads \\[{unique}\\]: no tokens stored"):
         credentials.load(conn, cipher, "ads", unique)
+
+
+def test_a_refresh_token_that_lapses_is_kept_with_its_expiry_and_listed_ahead(conn, unique, cipher):
+    """Refresh tokens that do not slide (LinkedIn: a year from issue): a refresh without a new one
+    keeps the old lapse date; accounts within the warning window are listed."""
+    provider = f"ads-{unique}"
+    lapses = datetime.now(UTC) + timedelta(days=10)
+    credentials.store(conn, cipher, provider, "a", Tokens("old", "r", PAST, refresh_expires_at=lapses))
+    credentials.store(conn, cipher, provider, "b", Tokens("x", "r", FUTURE, refresh_expires_at=lapses + timedelta(days=90)))
+    fresh = credentials.refresh_if_needed(conn, cipher, provider, "a", lambda t: Tokens("new", None, FUTURE))
+    assert fresh.refresh_token == "r" and fresh.refresh_expires_at == lapses
+    assert credentials.load(conn, cipher, provider, "a").refresh_expires_at == lapses
+    soon = [g for g in credentials.expiring_refresh_tokens(conn, timedelta(days=14)) if g.provider == provider]
+    # Not left for the alert sensor of other tests (they share the database) to warn about.
+    conn.execute("DELETE FROM sync.oauth_tokens WHERE provider = %s", (provider,))
+    assert [(g.account, g.refresh_expires_at) for g in soon] == [("a", lapses)]

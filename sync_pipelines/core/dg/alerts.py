@@ -23,7 +23,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import class_row
 
-from sync_pipelines.core import outcomes
+from sync_pipelines.core import credentials, outcomes
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.dg.runs import account_of, provider_of
@@ -180,6 +180,25 @@ def finished_runs(instance: dg.DagsterInstance, after: datetime, batch_size: int
         lower = page[-1].update_timestamp
 
 
+REAUTHORISATION = "reauthorisation"  # the alert-state "job" of expiring-grant warnings
+
+
+def _warn_expiring_grants(conn: psycopg.Connection) -> None:
+    """Once per expiry, a warning for each account whose refresh token lapses within the warning
+    window (`SYNC_REAUTH_WARNING_DAYS`): it must be re-authorised by then, syncs cannot renew it."""
+    for grant in credentials.expiring_refresh_tokens(conn, credentials.reauthorisation_warning_window()):
+        with conn.transaction():
+            state = _load(conn, REAUTHORISATION, grant.provider, grant.account)
+            if state.last_update == grant.refresh_expires_at:
+                continue  # already warned about this expiry; a reconnect brings a new one
+            when = grant.refresh_expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            _queue(state, f":warning: {grant.provider}/{grant.account}: its authorisation lapses on {when} (the"
+                          " refresh token is not renewed by use); reconnect it before then with"
+                          f" `sync-pipelines accounts connect {grant.provider} {grant.account} …`")
+            state.last_update = grant.refresh_expires_at
+            _save(conn, state)
+
+
 def _read_cursor(cursor: str | None) -> tuple[datetime, int | None]:
     """(runs read up to this update time, account outcomes read up to this id); the older cursor
     was the bare timestamp. No outcome id yet: start from the newest outcome, as runs start from
@@ -229,6 +248,7 @@ def build_failure_alert_sensor(minimum_interval_seconds: int = 30, batch_size: i
                     state = _load(conn, outcome.job, outcome.provider, outcome.account)
                     _advance_outcome(state, outcome)
                     _save(conn, state)
+            _warn_expiring_grants(conn)
             with conn.cursor(row_factory=class_row(AlertState)) as cur:
                 waiting = cur.execute("SELECT * FROM sync.alert_state WHERE pending_message IS NOT NULL").fetchall()
             for state in waiting:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import psycopg
 
-from sync_pipelines.core import outcomes
+from sync_pipelines.core import credentials, outcomes
 from sync_pipelines.core.dg.runs import PROVIDER_TAG, WEBHOOKS, WEBHOOKS_TAG, account_of, kind_of, provider_of
 from sync_pipelines.core.registry import list_accounts
 from sync_pipelines.core.report import SET_ASIDE, WRITTEN
@@ -172,12 +172,14 @@ class FailedAccount:
 class AccountsAttention:
     needs_reauthorisation: list[NeedsReauth] = field(default_factory=list)
     failed: list[FailedAccount] = field(default_factory=list)
+    expiring: list[credentials.ExpiringGrant] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         def plain(item) -> dict:
             return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(item).items()}
         return {"needs_reauthorisation": [plain(a) for a in self.needs_reauthorisation],
-                "failed_accounts": [plain(a) for a in self.failed]}
+                "failed_accounts": [plain(a) for a in self.failed],
+                "authorisation_expiring": [plain(a) for a in self.expiring]}
 
 
 def accounts_attention(conn: psycopg.Connection, provider: str | None = None) -> AccountsAttention:
@@ -195,6 +197,10 @@ def accounts_attention(conn: psycopg.Connection, provider: str | None = None) ->
             continue
         found.failed.append(FailedAccount(o.provider, o.account, o.job, o.run_id, o.recorded_at, o.error,
                                           o.first_day, o.last_day))
+    found.expiring = [g for g in credentials.expiring_refresh_tokens(conn, credentials.reauthorisation_warning_window())
+                      if (g.provider, g.account) in registered and registered[(g.provider, g.account)].active
+                      and not registered[(g.provider, g.account)].needs_reauth
+                      and (provider is None or g.provider == provider)]
     return found
 
 
@@ -212,6 +218,11 @@ def render_attention(attention: AccountsAttention) -> str:
                   "| provider | account | owner | since | reason |", "| --- | --- | --- | --- | --- |"]
         parts += [f"| {a.provider} | {a.account} | {a.owner or '-'} | {when(a.since)} | {cell(a.reason)} |"
                   for a in attention.needs_reauthorisation]
+    if attention.expiring:
+        parts += ([""] if parts else []) + [
+            "Accounts whose authorisation lapses soon (re-authorise before then):", "",
+            "| provider | account | lapses |", "| --- | --- | --- |"]
+        parts += [f"| {g.provider} | {g.account} | {when(g.refresh_expires_at)} |" for g in attention.expiring]
     if attention.failed:
         parts += ([""] if parts else []) + [
             "Accounts whose latest batch run failed:", "",
