@@ -268,3 +268,13 @@ def test_the_declaration_says_what_drives_an_account_and_accepts_a_cadence():
     assert DECLARATION.takes_cadence
     assert DECLARATION.drives("hourly") == "automation hourly + nightly daily 02:00 UTC"
     assert {s.cron_schedule for s in schedules} == set(DECLARATION.schedules.values())
+
+
+def test_a_scheduled_sync_reads_each_accounts_own_lookback(instance, client, connect, conn):
+    short, long = connect().account.account, connect().account.account
+    set_preferences(conn, NAME, long, lookback_days=9)
+    result = run(instance, client, [short, long], kind="scheduled")
+    read = {e.materialization.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    for account, lookback in ((short, 1), (long, 9)):
+        first, last = (date.fromisoformat(read[account][k].value) for k in ("first_day", "last_day"))
+        assert (last - first).days == lookback
