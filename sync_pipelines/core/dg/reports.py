@@ -33,12 +33,13 @@ import dagster as dg
 from sync_pipelines.core import outcomes, report_plan, reports
 from sync_pipelines.core.credentials import Cipher, CredentialsError
 from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.dg.assets import require_account
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.dg.runs import ACCOUNT_TAG, PROVIDER_TAG, TRIGGER_TAG
 from sync_pipelines.core.http import IntegrationError
 from sync_pipelines.core.oauth import ReauthorisationRequired, TokenSource
 from sync_pipelines.core.report_requests import report_job_name, report_op_name
-from sync_pipelines.core.registry import Account, get_account, list_accounts, mark_needs_reauth, set_timezone
+from sync_pipelines.core.registry import Account, list_accounts, mark_needs_reauth, set_timezone
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def report_asset(spec: ReportProvider, *, owners: list[str] | None = None) -> dg
     )
     def _asset(context: dg.AssetExecutionContext, config: ReportRange) -> dg.MaterializeResult:
         app_db: AppDatabase = context.resources.app_db
-        account = _registered(app_db, spec.name, context.partition_key)
+        account = require_account(app_db, spec.name, context.partition_key)
         done = sync_account(spec, app_db, getattr(context.resources, spec.client_key), account, config,
                             run_id=context.run_id, log=context.log.info)
         if not done.ok:
@@ -191,15 +192,6 @@ def report_asset(spec: ReportProvider, *, owners: list[str] | None = None) -> dg
         return dg.MaterializeResult(metadata=done.metadata)
 
     return _asset
-
-
-def _registered(app_db: AppDatabase, provider: str, account: str) -> Account:
-    with app_db.connect() as conn:
-        found = get_account(conn, provider, account)
-    if found is None or not found.active:
-        state = "not registered" if found is None else "deactivated"
-        raise dg.Failure(description=f"{provider} account '{account}' is {state}", allow_retries=False)
-    return found
 
 
 def resolve_accounts(app_db: AppDatabase, spec: ReportProvider, config: ReportRunConfig) -> tuple[list[Account], list[str]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from typing import Any, Callable
 
 from sync_pipelines.sandbox.base import ProviderSandbox
@@ -55,9 +54,7 @@ class GoogleAdsSandbox(GoogleAdsRoutes, GoogleAdsControl, GoogleAdsMutations, Pr
         self.batch_size = batch_size
         self.developer_tokens = set(developer_tokens)
         self.developer_token_required = developer_token_required
-        self._clock_lock = threading.Lock()
-        self._frozen: float | None = None
-        self._offset = 0.0
+        self._init_clock()
         self.oauth = OAuthServer(clock=self.now)
         self.limiter = RateLimiter(None, throttle_window_seconds)
         self.throttle_scope = "ACCOUNT"

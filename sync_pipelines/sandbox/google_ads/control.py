@@ -8,13 +8,13 @@ faults, stats) and the loopback-only rule are in ``sandbox.base`` and ``sandbox.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from typing import Any
 
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
+from sync_pipelines.sandbox.clock import SettableClock
 
 _PREFIX = "/_sandbox/google_ads"
 
@@ -25,35 +25,10 @@ def _only(body: dict[str, Any], allowed: set[str]) -> None:
         raise ValueError(f"unknown settings {sorted(unknown)}; expected some of {sorted(allowed)}")
 
 
-class GoogleAdsControl:
+class GoogleAdsControl(SettableClock):
     """Clock and control plane of `GoogleAdsSandbox` (mixed into it). The clock is real time
     unless set; customers' days, today's partial numbers and token expiry read it."""
 
-    # ----------------------------------------------------------------- clock
-    def now(self) -> float:
-        with self._clock_lock:
-            return self._frozen if self._frozen is not None else time.time() + self._offset
-
-    def set_clock(self, when: datetime | None, *, frozen: bool = True) -> None:
-        """Freeze the clock at ``when`` (aware) or, with ``frozen=False``, let it run from
-        there; ``None`` goes back to the real clock."""
-        with self._clock_lock:
-            if when is None:
-                self._frozen, self._offset = None, 0.0
-            elif when.tzinfo is None:
-                raise ValueError("set_clock needs an aware datetime")
-            elif frozen:
-                self._frozen, self._offset = when.timestamp(), 0.0
-            else:
-                self._frozen, self._offset = None, when.timestamp() - time.time()
-
-    def advance(self, seconds: float) -> float:
-        with self._clock_lock:
-            if self._frozen is not None:
-                self._frozen += seconds
-            else:
-                self._offset += seconds
-        return self.now()
 
     # --------------------------------------------------------------- control
     def _control_table(self) -> list[ControlRoute]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from datetime import date
 from typing import Any, Callable
 
@@ -67,9 +66,7 @@ class MetaAdsSandbox(MetaAdsRoutes, MetaAdsControl, MetaAdsMutations, ProviderSa
         self._job_rules: dict[str, list[JobRule]] = {}
         self._next_run = 6_120_000_000_000_000
         self._calls: dict[str, dict[str, int]] = {}
-        self._clock_lock = threading.Lock()
-        self._frozen: float | None = None
-        self._offset = 0.0
+        self._init_clock()
         self.app = self._build_app()
 
     # ------------------------------------------------------------- accounts

@@ -52,9 +52,7 @@ class ShopifySandbox(ShopifyRoutes, ShopifySubscriptions, ShopifyControl, Shopif
         self.app_secret = app_secret
         self.sender = WebhookSender(app_secret=app_secret, timeout=webhook_timeout, seed=seed)
         self._batch_local = threading.local()  # the open batch() of each thread
-        self._clock_lock = threading.Lock()
-        self._frozen: float | None = None
-        self._offset = 0.0
+        self._init_clock()
         self.app = self._build_app()
 
     # ----------------------------------------------------------------- shops

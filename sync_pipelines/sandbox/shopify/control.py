@@ -7,7 +7,6 @@ The endpoints every sandbox has (health, faults, stats) and the loopback-only ru
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
@@ -17,40 +16,15 @@ from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.control import dumps
 from sync_pipelines.sandbox.shopify.data import utc_micro
 from sync_pipelines.sandbox.shopify.mutations import MUTATIONS
+from sync_pipelines.sandbox.clock import SettableClock
 
 TOKEN_PREFIX = "sandbox-shopify-"  # a shop added without a token gets sandbox-shopify-<name>
 
 
-class ShopifyControl:
+class ShopifyControl(SettableClock):
     """Clock and control plane of `ShopifySandbox` (mixed into it). The clock is real time
     unless set; mutations and webhook timestamps read it."""
 
-    # ----------------------------------------------------------------- clock
-    def now(self) -> float:
-        with self._clock_lock:
-            return self._frozen if self._frozen is not None else time.time() + self._offset
-
-    def set_clock(self, when: datetime | None, *, frozen: bool = True) -> None:
-        """Freeze the clock at ``when`` (aware datetime) or, with ``frozen=False``, let it run
-        from there; ``None`` goes back to the real clock."""
-        with self._clock_lock:
-            if when is None:
-                self._frozen, self._offset = None, 0.0
-                return
-            if when.tzinfo is None:
-                raise ValueError("set_clock needs an aware datetime")
-            if frozen:
-                self._frozen, self._offset = when.timestamp(), 0.0
-            else:
-                self._frozen, self._offset = None, when.timestamp() - time.time()
-
-    def advance(self, seconds: float) -> float:
-        with self._clock_lock:
-            if self._frozen is not None:
-                self._frozen += seconds
-            else:
-                self._offset += seconds
-        return self.now()
 
     def _ts(self) -> int:
         return int(self.now())
