@@ -113,6 +113,9 @@ ErrorClassifier = Callable[[int, Mapping[str, str], Any], "ErrorVerdict | None"]
 """(status, response headers, parsed JSON body or None) → a verdict, or None for the default by
 status (429/5xx retried, 401/403 authentication, other 4xx failed)."""
 
+# `classify_ok` is the same signature for a *successful* (2xx) body: a verdict makes it an error
+# (TikTok answers every error with HTTP 200 and a non-zero `code`), None keeps it as the answer.
+
 
 class _RetryAfterTooLong(Exception):
     """Raised from inside urllib3's retry loop; converted to RateLimitError by the client."""
@@ -307,7 +310,8 @@ class HttpClient:
                  backoff_factor: float = 0.5, backoff_max: float = 30.0, backoff_jitter: float = 0.5,
                  malformed_retries: int = 3, rate_limiter: RateLimiter | None = None,
                  rate_limit_headers: RateLimitHeaders | BucketHeader | None = None, sleep: Sleep = time.sleep,
-                 max_retry_after: float = 120.0, classify: ErrorClassifier | None = None):
+                 max_retry_after: float = 120.0, classify: ErrorClassifier | None = None,
+                 classify_ok: ErrorClassifier | None = None):
         parts = urlsplit(base_url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ValueError("base_url must be an absolute http(s) URL")
@@ -320,7 +324,7 @@ class HttpClient:
         self.malformed_retries, self.max_retry_after = malformed_retries, max_retry_after
         self.rate_limiter, self.rate_limit_headers = rate_limiter, rate_limit_headers
         self.stats = CallStats()
-        self.classify = classify
+        self.classify, self.classify_ok = classify, classify_ok
         self._sleep = sleep
         self._origin = _origin(base_url)
         # "Bearer <token>": the token alone is a secret too
@@ -484,9 +488,14 @@ class HttpClient:
 
     def call_json(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
                   json: Any = None, data: Mapping[str, Any] | None = None,
-                  headers: Mapping[str, str] | None = None, classify: ErrorClassifier | None = None) -> Any:
+                  headers: Mapping[str, str] | None = None, classify: ErrorClassifier | None = None,
+                  classify_ok: ErrorClassifier | None = None) -> Any:
         """One API call whose errors the provider's `classify` (this call's, else the client's)
         may interpret; returns the parsed JSON body (None when empty).
+
+        `classify_ok` (this call's, else the client's) reads a 2xx body for an error the provider
+        answers with success (an API whose every answer is HTTP 200 with a code in the body): a
+        verdict is handled exactly like one for an error status — retried, throttled, or raised.
 
         Meant for reads, whatever their method (Google's searchStream is a POST): a "retry" or
         "throttle" verdict — and, without a verdict, a 429 or 5xx — is retried up to `max_retries`
@@ -496,6 +505,7 @@ class HttpClient:
         import requests  # loaded by __init__; a name lookup here
 
         classify = classify or self.classify
+        classify_ok = classify_ok or self.classify_ok
         url = self.resolve(path_or_url)
         path = urlsplit(url).path or "/"
         for attempt in range(self.max_retries + 1):
@@ -517,11 +527,17 @@ class HttpClient:
                 if not resp.content:
                     return None
                 try:
-                    return response_json(resp)
+                    body = response_json(resp)
                 except ValueError:
                     raise self._error(MalformedResponseError, "response body is not valid JSON", path,
                                       resp.status_code, method=method) from None
-            verdict = classify(resp.status_code, resp.headers, _json_or_none(resp)) if classify else None
+                verdict = classify_ok(resp.status_code, resp.headers, body) if classify_ok else None
+                if verdict is None:
+                    return body
+                if verdict.kind == "throttle":
+                    self.stats.throttled += 1
+            else:
+                verdict = classify(resp.status_code, resp.headers, _json_or_none(resp)) if classify else None
             kind = verdict.kind if verdict else _default_kind(resp.status_code)
             # urllib3 has already spent the retry budget on a GET's 429/5xx (see CountingRetry)
             spent = method.upper() == "GET" and resp.status_code in RETRY_STATUSES

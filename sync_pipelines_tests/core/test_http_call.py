@@ -74,3 +74,46 @@ def test_a_swapped_header_is_sent_and_scrubbed_from_errors(server, clock):
         http.call_json("GET", "/q")
     assert server.hits("/q")[0]["headers"]["Authorization"] == "Bearer new-token-value-123"
     assert "new-token-value-123" not in str(failed.value)
+
+
+def code_in_body(status, headers, body):
+    """An API answering every error with HTTP 200 and a non-zero `code` (TikTok's Business API)."""
+    code = body.get("code") if isinstance(body, dict) else None
+    if not code:
+        return None
+    kind = {40100: "throttle", 50000: "retry", 40105: "auth"}.get(code, "fail")
+    return ErrorVerdict(kind, f"code {code}: {body.get('message')}")
+
+
+def test_a_throttle_verdict_on_a_200_body_is_waited_out_counted_and_pauses_the_limiter(server, clock):
+    limiter = RateLimiter(None, clock=clock.monotonic, sleep=clock.sleep)
+    server.script("/report", (200, {"code": 40100, "message": "too frequent"}),
+                  (200, {"code": 50000, "message": "system error"}), (200, {"code": 0, "data": {"list": [1]}}))
+    http = make_client(server, clock, classify_ok=code_in_body, rate_limiter=limiter)
+    assert http.call_json("GET", "/report") == {"code": 0, "data": {"list": [1]}}
+    assert len(server.hits("/report")) == 3
+    assert http.stats.retries == 2 and http.stats.throttled == 1
+    assert limiter._blocked_until > 0
+
+
+def test_auth_and_fail_verdicts_on_a_200_body_raise_at_once_with_the_detail(server, clock):
+    server.script("/report", (200, {"code": 40105, "message": "invalid token"}))
+    with pytest.raises(AuthenticationError, match="code 40105: invalid token"):
+        make_client(server, clock).call_json("GET", "/report", classify_ok=code_in_body)
+    server.script("/bad", (200, {"code": 40002, "message": "bad dimensions"}))
+    with pytest.raises(RequestFailed, match="40002: bad dimensions"):
+        make_client(server, clock, classify_ok=code_in_body).call_json("GET", "/bad")
+    assert len(server.hits("/report")) == len(server.hits("/bad")) == 1
+
+
+def test_a_200_stays_an_answer_without_classify_ok_and_when_it_says_none(server, clock):
+    server.script("/report", (200, {"code": 40100}), (200, {"code": 0}))
+    assert make_client(server, clock).call_json("GET", "/report") == {"code": 40100}
+    assert make_client(server, clock, classify_ok=code_in_body).call_json("GET", "/report") == {"code": 0}
+
+
+def test_a_200_throttle_outlasting_the_budget_is_rate_limited(server, clock):
+    server.script("/report", (200, {"code": 40100, "message": "too frequent"}))
+    with pytest.raises(RateLimitError, match="40100"):
+        make_client(server, clock, max_retries=2, classify_ok=code_in_body).call_json("GET", "/report")
+    assert len(server.hits("/report")) == 3
