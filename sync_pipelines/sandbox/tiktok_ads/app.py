@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from collections import deque
 from datetime import date, timedelta
 from typing import Any, Callable
@@ -52,9 +51,7 @@ class TikTokAdsSandbox(TikTokAdsRoutes, TikTokAdsControl, TikTokAdsMutations, Pr
         self._queued: dict[str, deque[list[Any]]] = {}
         self._recent: dict[str, deque[float]] = {}
         self._calls: dict[str, dict[str, int]] = {}
-        self._clock_lock = threading.Lock()
-        self._frozen: float | None = None
-        self._offset = 0.0
+        self._init_clock()
         self.app = self._build_app()
 
     # ---------------------------------------------------------- advertisers

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
+from sync_pipelines.sandbox.clock import SettableClock
 
 PREFIX = "/_sandbox/tiktok_ads"
 
@@ -31,25 +32,9 @@ def _only(body: dict[str, Any], allowed: set[str]) -> None:
         raise ValueError(f"unknown fields {sorted(unknown)}; expected some of {sorted(allowed)}")
 
 
-class TikTokAdsControl:
+class TikTokAdsControl(SettableClock):
     """Clock and control plane of `TikTokAdsSandbox` (mixed into it). The clock is real time
     unless set; every advertiser's "today" and token expiry read it."""
-
-    def now(self) -> float:
-        with self._clock_lock:
-            return self._frozen if self._frozen is not None else time.time() + self._offset
-
-    def set_clock(self, when: datetime | None, *, frozen: bool = True) -> None:
-        """Freeze the clock at `when` (aware), or let it run from there; None: the real clock."""
-        with self._clock_lock:
-            if when is None:
-                self._frozen, self._offset = None, 0.0
-            elif when.tzinfo is None:
-                raise ValueError("set_clock needs an aware datetime")
-            elif frozen:
-                self._frozen, self._offset = when.timestamp(), 0.0
-            else:
-                self._frozen, self._offset = None, when.timestamp() - time.time()
 
     def _control_table(self) -> list[ControlRoute]:
         return [

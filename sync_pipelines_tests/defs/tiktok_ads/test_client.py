@@ -101,7 +101,8 @@ def test_a_report_that_never_settles_fails_rather_than_storing_a_mix(tiktok_sand
 
 
 def test_days_and_time_zone_are_the_advertisers_own(tiktok_sandbox, tiktok_client, connect):
-    account = connect(timezone="Asia/Tokyo")  # 14:00 on 07-10 in Tokyo when it is 22:00 on 07-09 in LA
+    # 14:00 on 07-10 in Tokyo when it is 22:00 on 07-09 in LA; enough campaigns that one delivers that day
+    account = connect(timezone="Asia/Tokyo", campaigns=12)
     with account.session(tiktok_client) as session:
         assert session.account_timezone() == "Asia/Tokyo"
         rows, _ = read(session, date(2025, 7, 10), date(2025, 7, 11))
