@@ -1,0 +1,150 @@
+"""The LinkedIn sandbox's clock and its ``/_sandbox/linkedin_ads/*`` endpoints: ad accounts,
+grants and tokens, the response cap, restatement, drift, and the truth a test compares with.
+
+The endpoints every sandbox has (health, faults, stats) and the loopback-only rule are in
+``sandbox.base`` and ``sandbox.control``. Token values are accepted and returned here (the
+sandbox's own loopback-only control plane), never logged.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from sync_pipelines.sandbox.base import ControlRoute
+
+PREFIX = "/_sandbox/linkedin_ads"
+
+
+def _day(raw: Any, name: str) -> date:
+    try:
+        return date.fromisoformat(str(raw))
+    except ValueError:
+        raise ValueError(f"{name} must be a YYYY-MM-DD date, got {raw!r}") from None
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}; expected some of {sorted(allowed)}")
+
+
+class LinkedInAdsControl:
+    """Clock and control plane of `LinkedInAdsSandbox` (mixed into it). The clock is real time
+    unless set; "today" (UTC), token expiry and restatement read it."""
+
+    def now(self) -> float:
+        with self._clock_lock:
+            return self._frozen if self._frozen is not None else time.time() + self._offset
+
+    def set_clock(self, when: datetime | None, *, frozen: bool = True) -> None:
+        """Freeze the clock at `when` (aware) or, with ``frozen=False``, let it run from there;
+        None: the real clock."""
+        with self._clock_lock:
+            if when is None:
+                self._frozen, self._offset = None, 0.0
+                return
+            if when.tzinfo is None:
+                raise ValueError("set_clock needs an aware datetime")
+            if frozen:
+                self._frozen, self._offset = when.timestamp(), 0.0
+            else:
+                self._frozen, self._offset = None, when.timestamp() - time.time()
+
+    def advance(self, seconds: float) -> float:
+        with self._clock_lock:
+            if self._frozen is not None:
+                self._frozen += seconds
+            else:
+                self._offset += seconds
+        return self.now()
+
+    def _control_table(self) -> list[ControlRoute]:
+        return [
+            (f"{PREFIX}/accounts", self._ctl_accounts, ["GET", "POST"]),
+            (f"{PREFIX}/grants", self._ctl_grants, ["POST"]),
+            (f"{PREFIX}/grants/revoke", self._ctl_revoke, ["POST"]),
+            (f"{PREFIX}/tokens/expire", self._ctl_expire, ["POST"]),
+            (f"{PREFIX}/cap", self._ctl_cap, ["GET", "POST"]),
+            (f"{PREFIX}/restate", self._ctl_restate, ["POST"]),
+            (f"{PREFIX}/drift", self._ctl_drift, ["POST"]),
+            (f"{PREFIX}/clock", self._ctl_clock, ["GET", "POST"]),
+            (f"{PREFIX}/analytics", self._ctl_analytics, ["GET"]),
+        ]
+
+    def _health(self) -> dict[str, Any]:
+        return {"ad_accounts": self.account_ids, "api_versions": list(self.api_versions),
+                "max_elements": self.max_elements}
+
+    def _ctl_accounts(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        if request.method == "POST":
+            _only(body, {"account_id", "name", "currency", "campaigns"})
+            account = self.add_account(str(body.get("account_id", "")), name=body.get("name"),
+                                       currency=body.get("currency", "USD"), campaigns=int(body.get("campaigns", 5)))
+            return {**account.info(), "campaigns": [c.id for c in account.campaigns]}
+        with self._lock:
+            accounts = list(self._accounts.values())
+        return {"ad_accounts": {a.account_id: {**a.info(), "campaigns": [
+            {"id": c.id, "name": c.name, "status": c.status} for c in a.campaigns]} for a in accounts}}
+
+    def _ctl_grants(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """A member's authorisation: ``{"accounts": [...], "lifetime_seconds": …}`` → the tokens a
+        connect would store (``accounts connect`` JSON, plus the refresh token's expiry)."""
+        _only(body, {"accounts", "lifetime_seconds"})
+        accounts = body.get("accounts")
+        if accounts is not None and not isinstance(accounts, list):
+            raise ValueError("accounts must be a list of ad account ids (or absent: every account)")
+        refresh, access = self.grant(accounts=accounts, lifetime=float(body.get("lifetime_seconds", 365 * 86400)))
+        grant_expiry = self.oauth.grant_expiry(refresh)
+        return {"access_token": access, "refresh_token": refresh, "expires_in": self.oauth.access_seconds,
+                "refresh_token_expires_in": int(grant_expiry - self.now())}
+
+    def _ctl_revoke(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        _only(body, {"refresh_token"})
+        self.revoke(str(body.get("refresh_token", "")))
+        return {"revoked": True}
+
+    def _ctl_expire(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        _only(body, set())
+        return {"expired": self.expire_access_tokens()}
+
+    def _ctl_cap(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        if request.method == "POST":
+            _only(body, {"max_elements"})
+            self.set_max_elements(int(body["max_elements"]))
+        return {"max_elements": self.max_elements, "truncated_responses": self.truncated_responses}
+
+    def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        _only(body, {"account_id", "days", "change", "vanish"})
+        return self.restate(str(body.get("account_id", "")), int(body.get("days", 28)),
+                            change=body.get("change"), vanish=body.get("vanish"))
+
+    def _ctl_drift(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        _only(body, {"account_id"})
+        return self.drift(str(body.get("account_id", "")))
+
+    def _ctl_clock(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        if request.method == "POST":
+            _only(body, {"now", "frozen", "advance_seconds", "real"})
+            if body.get("real"):
+                self.set_clock(None)
+            if "now" in body:
+                try:
+                    parsed = datetime.fromisoformat(str(body["now"]).replace("Z", "+00:00"))
+                except ValueError:
+                    raise ValueError(f"now must be an ISO 8601 time with an offset, got {body['now']!r}") from None
+                self.set_clock(parsed, frozen=bool(body.get("frozen", True)))
+            if "advance_seconds" in body:
+                self.advance(float(body["advance_seconds"]))
+        with self._clock_lock:
+            frozen = self._frozen is not None
+        return {"now": datetime.fromtimestamp(self.now()).astimezone().isoformat(), "frozen": frozen}
+
+    def _ctl_analytics(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """The truth: every campaign-day element of an account in since..until (no cap)."""
+        q = request.query_params
+        return {"elements": self.elements(q.get("account_id", ""), _day(q.get("since"), "since"),
+                                          _day(q.get("until"), "until"))}
