@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--receiver-port", type=int, default=8766)
     dev.add_argument("--google-ads-sandbox-port", type=int, default=8768)
     dev.add_argument("--meta-sandbox-port", type=int, default=8769)
+    dev.add_argument("--linkedin-sandbox-port", type=int, default=8770)
+    dev.add_argument("--tiktok-sandbox-port", type=int, default=8771)
     dev.add_argument("--drift-seconds", type=float, default=60.0,
                      help="how often the sandbox changes some records")
     dev.add_argument("--keep-db", action="store_true", help="leave the embedded database running")

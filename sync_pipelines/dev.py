@@ -114,7 +114,8 @@ def dev_ports(args: argparse.Namespace) -> dict[str, int]:
     return {"--port (Dagster UI)": args.port, "--sandbox-port": args.sandbox_port,
             "--shopify-sandbox-port": args.shopify_sandbox_port, "--receiver-port": args.receiver_port,
             "--google-ads-sandbox-port": args.google_ads_sandbox_port,
-            "--meta-sandbox-port": args.meta_sandbox_port}
+            "--meta-sandbox-port": args.meta_sandbox_port, "--linkedin-sandbox-port": args.linkedin_sandbox_port,
+            "--tiktok-sandbox-port": args.tiktok_sandbox_port}
 
 
 def check_ports(ports: Mapping[str, int]) -> None:

@@ -1,5 +1,5 @@
-"""`make dev`'s ad platforms: the Google Ads and Meta sandboxes, and two demo users whose accounts on
-both platforms are connected the way `sync-pipelines accounts connect` connects them (registry row
+"""`make dev`'s ad platforms: the Google Ads, Meta, LinkedIn and TikTok sandboxes, and two demo users
+whose accounts on the four platforms are connected the way `sync-pipelines accounts connect` connects them (registry row
 with the user as owner, tokens stored encrypted). The automation sensor then backfills them.
 
 Dev only (imports the sandboxes). The encryption key is generated once into the local state
@@ -20,12 +20,18 @@ from sync_pipelines.core.embedded import local_dir
 from sync_pipelines.core.registry import get_account, upsert_account
 
 # user → (Google Ads customer ids, Meta ad account ids) with their time zones
+# user → platform → account id → its time zone (LinkedIn reports UTC days; its big account has
+# 200 campaigns, past the 15,000-element cap of one adAnalytics answer over 90 days)
 DEMO_USERS = {
     "user-alice": {"google_ads": {"1234567890": "America/New_York", "2345678901": "Europe/Paris"},
-                   "meta_ads": {"1001": "America/Los_Angeles"}},
+                   "meta_ads": {"1001": "America/Los_Angeles"}, "linkedin_ads": {"508000101": "UTC"},
+                   "tiktok_ads": {"7001": "Asia/Singapore"}},
     "user-bob": {"google_ads": {"3456789012": "Asia/Tokyo"},
-                 "meta_ads": {"1002": "Europe/London", "1003": "Australia/Sydney"}},
+                 "meta_ads": {"1002": "Europe/London", "1003": "Australia/Sydney"},
+                 "linkedin_ads": {"508000999": "UTC"}, "tiktok_ads": {"7002": "America/Chicago"}},
 }
+BIG_LINKEDIN_ACCOUNT = "508000999"
+TIKTOK_APP_ID, TIKTOK_APP_SECRET = "sandbox-tiktok-app", "sandbox-tiktok-app-secret"
 META_APP_ID, META_APP_SECRET = "sandbox-meta-app", "sandbox-meta-app-secret"
 
 
@@ -46,14 +52,19 @@ def credentials_key(env: dict[str, str]) -> None:
 def start(env: dict[str, str], stack: ExitStack, args: argparse.Namespace, register: bool,
           connect: Callable) -> dict[str, str]:
     """Serve both sandboxes, point the clients at them, connect the demo users' accounts."""
+    from sync_pipelines.sandbox import linkedin_ads
     from sync_pipelines.sandbox.google_ads import CLIENT_ID, CLIENT_SECRET, DEVELOPER_TOKEN, GoogleAdsSandbox
     from sync_pipelines.sandbox.meta_ads import MetaAdsSandbox
     from sync_pipelines.sandbox.server import serve_in_thread
+    from sync_pipelines.sandbox.tiktok_ads import TikTokAdsSandbox
 
     credentials_key(env)
     google = GoogleAdsSandbox(seed=7)
     meta = MetaAdsSandbox(seed=7, app_id=META_APP_ID, app_secret=META_APP_SECRET)
-    for box in (google, meta):
+    linkedin = linkedin_ads.LinkedInAdsSandbox(seed=7)
+    tiktok = TikTokAdsSandbox(seed=7, app_id=TIKTOK_APP_ID, app_secret=TIKTOK_APP_SECRET)
+    boxes = (google, meta, linkedin, tiktok)
+    for box in boxes:
         stack.callback(box.close)
     tokens: dict[tuple[str, str], Tokens] = {}
     in_an_hour = datetime.now(UTC) + timedelta(hours=1)
@@ -66,12 +77,26 @@ def start(env: dict[str, str], stack: ExitStack, args: argparse.Namespace, regis
             meta.add_account(number, timezone_name=zone, campaigns=5)
             token = meta.issue_token(f"EAAdemo{number}", accounts=[number], expires_in=None).value
             tokens[("meta_ads", number)] = Tokens(token, None, datetime.now(UTC) + timedelta(days=60))
+        for number in platforms["linkedin_ads"]:
+            linkedin.add_account(number, campaigns=200 if number == BIG_LINKEDIN_ACCOUNT else 5)
+            refresh, access = linkedin.grant(accounts=[number])
+            tokens[("linkedin_ads", number)] = Tokens(access, refresh, datetime.now(UTC) + timedelta(days=60),
+                                                      refresh_expires_at=datetime.now(UTC) + timedelta(days=365))
+        for advertiser, zone in platforms["tiktok_ads"].items():
+            tiktok.add_advertiser(advertiser, timezone=zone, campaigns=5)
+            tokens[("tiktok_ads", advertiser)] = Tokens(tiktok.issue_token(advertisers=[advertiser]).value)
     google_url = stack.enter_context(serve_in_thread(google.app, port=args.google_ads_sandbox_port)).url
     meta_url = stack.enter_context(serve_in_thread(meta.app, port=args.meta_sandbox_port)).url
+    linkedin_url = stack.enter_context(serve_in_thread(linkedin.app, port=args.linkedin_sandbox_port)).url
+    tiktok_url = stack.enter_context(serve_in_thread(tiktok.app, port=args.tiktok_sandbox_port)).url
     env.update({"GOOGLE_ADS_BASE_URL": google_url, "GOOGLE_ADS_TOKEN_URL": f"{google_url}/token",
                 "GOOGLE_ADS_CLIENT_ID": CLIENT_ID, "GOOGLE_ADS_CLIENT_SECRET": CLIENT_SECRET,
                 "GOOGLE_ADS_DEVELOPER_TOKEN": DEVELOPER_TOKEN, "META_ADS_BASE_URL": meta_url,
-                "META_APP_ID": META_APP_ID, "META_APP_SECRET": META_APP_SECRET})
+                "META_APP_ID": META_APP_ID, "META_APP_SECRET": META_APP_SECRET,
+                "LINKEDIN_ADS_BASE_URL": linkedin_url, "LINKEDIN_ADS_TOKEN_URL": f"{linkedin_url}/oauth/v2/accessToken",
+                "LINKEDIN_ADS_CLIENT_ID": linkedin_ads.CLIENT_ID, "LINKEDIN_ADS_CLIENT_SECRET": linkedin_ads.CLIENT_SECRET,
+                "TIKTOK_ADS_BASE_URL": tiktok_url, "TIKTOK_APP_ID": TIKTOK_APP_ID,
+                "TIKTOK_APP_SECRET": TIKTOK_APP_SECRET})
     if register:
         cipher = Cipher.from_env(env)
         with connect(env) as conn:
@@ -84,6 +109,7 @@ def start(env: dict[str, str], stack: ExitStack, args: argparse.Namespace, regis
                                            lookback_days=3)
                         with conn.transaction():  # the sandbox issued new tokens this session
                             credentials.store(conn, cipher, provider, account, tokens[(provider, account)])
-    google.start_drift(args.drift_seconds)
-    meta.start_drift(args.drift_seconds)
-    return {"Google Ads API": google_url, "Meta Marketing API": meta_url}
+    for box in boxes:
+        box.start_drift(args.drift_seconds)
+    return {"Google Ads API": google_url, "Meta Marketing API": meta_url, "LinkedIn Marketing API": linkedin_url,
+            "TikTok Business API": tiktok_url}

@@ -382,5 +382,5 @@ def tokens_from_answer(body: Any, account: str, issued: datetime) -> Tokens:
         raise MalformedResponseError(NAME, account, f"the token endpoint answered expires_in={expires_in!r}") from None
     new_refresh = body.get("refresh_token")
     return Tokens(access_token, new_refresh if isinstance(new_refresh, str) and new_refresh else None,
-                  issued + lifetime)
+                  issued + lifetime, refresh_expires_at=refresh_token_expiry(body, issued))
 

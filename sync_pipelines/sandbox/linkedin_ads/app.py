@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import threading
 from datetime import date
 from typing import Any, Callable
 
@@ -69,9 +68,7 @@ class LinkedInAdsSandbox(LinkedInAdsRoutes, LinkedInAdsControl, LinkedInAdsMutat
         self.set_max_elements(max_elements)
         self.truncated_responses = 0
         self._calls: dict[str, dict[str, int]] = {}
-        self._clock_lock = threading.Lock()
-        self._frozen: float | None = None
-        self._offset = 0.0
+        self._init_clock()
         self.oauth = OAuthServer(client_id, client_secret)
         self.app = self._build_app()
 

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
+from sync_pipelines.sandbox.clock import SettableClock
 
 PREFIX = "/_sandbox/linkedin_ads"
 
@@ -32,35 +33,9 @@ def _only(body: dict[str, Any], allowed: set[str]) -> None:
         raise ValueError(f"unknown fields {sorted(unknown)}; expected some of {sorted(allowed)}")
 
 
-class LinkedInAdsControl:
+class LinkedInAdsControl(SettableClock):
     """Clock and control plane of `LinkedInAdsSandbox` (mixed into it). The clock is real time
     unless set; "today" (UTC), token expiry and restatement read it."""
-
-    def now(self) -> float:
-        with self._clock_lock:
-            return self._frozen if self._frozen is not None else time.time() + self._offset
-
-    def set_clock(self, when: datetime | None, *, frozen: bool = True) -> None:
-        """Freeze the clock at `when` (aware) or, with ``frozen=False``, let it run from there;
-        None: the real clock."""
-        with self._clock_lock:
-            if when is None:
-                self._frozen, self._offset = None, 0.0
-                return
-            if when.tzinfo is None:
-                raise ValueError("set_clock needs an aware datetime")
-            if frozen:
-                self._frozen, self._offset = when.timestamp(), 0.0
-            else:
-                self._frozen, self._offset = None, when.timestamp() - time.time()
-
-    def advance(self, seconds: float) -> float:
-        with self._clock_lock:
-            if self._frozen is not None:
-                self._frozen += seconds
-            else:
-                self._offset += seconds
-        return self.now()
 
     def _control_table(self) -> list[ControlRoute]:
         return [

@@ -187,6 +187,8 @@ def test_a_refused_token_is_refreshed_once_and_the_call_repeated(sandbox, client
     stored = credentials.load(conn, cipher, NAME, ads.number)
     assert stored.access_token != "AQVnot-a-token-the-sandbox-issued" and stored.refresh_token == ads.refresh_token
     assert stored.expires_at > datetime.now(UTC) + timedelta(days=59)
+    # The refresh token does not slide: its own lapse date is stored for the re-authorisation warning.
+    assert datetime.now(UTC) + timedelta(days=300) < stored.refresh_expires_at < datetime.now(UTC) + timedelta(days=366)
 
 
 def test_a_revoked_grant_needs_reauthorisation(sandbox, client, connect):
