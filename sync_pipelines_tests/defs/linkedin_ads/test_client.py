@@ -101,7 +101,7 @@ def test_a_response_at_the_cap_is_split_and_read_again(sandbox, client, connect)
 
     records, session = read(capped, ads)
 
-    assert keyed(records).keys() == truth(sandbox, ads.number).keys() and len(records) > 200
+    assert keyed(records).keys() == truth(sandbox, ads.number).keys() and len(records) > 100  # > one capped answer
     assert session.capped_responses >= 1 and sandbox.stats()["truncated_responses"] >= 1
 
 

@@ -55,7 +55,7 @@ def test_a_window_is_paged_until_total_page_with_json_encoded_lists(tiktok_sandb
         sent = record_urls(session)
         rows, pages = read(session, first, last)
     expected = tiktok_sandbox.rows(account.number, first, last)
-    assert keyed(rows) == keyed(expected) and len(rows) == len(expected) > 40
+    assert keyed(rows) == keyed(expected) and len(rows) == len(expected) > 14  # three pages or more
     assert pages == len(sent) == -(-len(expected) // 7)  # ⌈rows / page size⌉ requests, no extra one
     query = parse_qs(urlsplit(sent[0].url).query)
     assert json.loads(query["dimensions"][0]) == ["campaign_id", "stat_time_day"]
