@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import psycopg
@@ -128,11 +129,15 @@ def test_restatement_replaces_the_window_and_corrects_the_drift(instance, client
 def test_spend_is_exact_and_days_are_the_accounts_own(instance, client, connect, conn, sandbox):
     east = connect(time_zone="Pacific/Kiritimati").account.account  # UTC+14
     west = connect(time_zone="Pacific/Pago_Pago").account.account  # UTC-11: always a day behind
-    run(instance, client, [east, west], days=1)
-    east_day = conn.execute(f"SELECT max(date) FROM {TABLE} WHERE account = %s", (east,)).fetchone()[0]
-    west_day = conn.execute(f"SELECT max(date) FROM {TABLE} WHERE account = %s", (west,)).fetchone()[0]
-    assert east_day - west_day == timedelta(days=1)
-    east_day -= timedelta(days=1)  # a whole day: today's spend still grows upstream
+    result = run(instance, client, [east, west], days=1)
+    read = {e.materialization.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    now = datetime.now(UTC)
+    for account, zone in ((east, "Pacific/Kiritimati"), (west, "Pacific/Pago_Pago")):
+        local_today = now.astimezone(ZoneInfo(zone)).date()  # 25 hours apart: one or two dates
+        assert read[account]["last_day"].value == local_today.isoformat()
+        latest = conn.execute(f"SELECT max(date) FROM {TABLE} WHERE account = %s", (account,)).fetchone()[0]
+        assert latest <= local_today  # nothing after the account's own today
+    east_day = date.fromisoformat(read[east]["first_day"].value)  # a whole day: today's spend still grows
     assert get_account(conn, NAME, east).timezone == "Pacific/Kiritimati"
     micros = {(str(r["campaign"]["id"]), r["segments"]["date"]): int(r["metrics"].get("costMicros", 0))
               for r in sandbox.search(east, METRICS_QUERY.format(first=east_day, last=east_day))}
