@@ -3,10 +3,17 @@
     sync-pipelines dev                  embedded PostgreSQL + sandboxes + receiver + Dagster UI/daemon
     sync-pipelines receiver             the webhook receiver alone (production)
     sync-pipelines accounts add PROVIDER ACCOUNT --credentials-env VAR [--name ...] [--cadence ...]
-    sync-pipelines accounts list | deactivate | activate
+    sync-pipelines accounts connect PROVIDER ACCOUNT [--owner USER] [--name N] [--setting KEY=VALUE ...]
+                                        (--tokens-stdin | --tokens-env VAR)   OAuth tokens as JSON, stored
+                                        encrypted (SYNC_CREDENTIALS_KEYS); never on the command line
+    sync-pipelines accounts set PROVIDER ACCOUNT [--enable | --disable] [--cadence C] [--lookback-days N]
+    sync-pipelines accounts list [PROVIDER] [--json] | activate | deactivate PROVIDER ACCOUNT
+    sync-pipelines accounts days PROVIDER ACCOUNT [--days 30] [--json]   which days synced, when; gaps
                                         (PROVIDER: a folder of sync_pipelines/defs declaring
-                                        provider.py, e.g. shipstation, shopify)
-    sync-pipelines status [--days 7] [--provider P] [--json]
+                                        provider.py, e.g. shipstation, shopify, google_ads)
+    sync-pipelines credentials rotate [--provider P]   re-encrypt tokens with the first key
+    sync-pipelines status [--days 7] [--provider P] [--json]   runs, plus accounts needing
+                                        re-authorisation and failed batch-run accounts
     sync-pipelines db start | stop | url | env
 """
 
@@ -15,12 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-import sync_pipelines.defs
+from sync_pipelines.cli_accounts import add_parsers as add_account_parsers
+from sync_pipelines.cli_accounts import prepare as prepare_accounts
 from sync_pipelines.core.connection import DatabaseConnectionError
-from sync_pipelines.core.database import connect_app_database, redact_url, resolve_database_url
+from sync_pipelines.core.database import redact_url, resolve_database_url
 from sync_pipelines.core.embedded import EmbeddedPostgres
-from sync_pipelines.core.providers import ProviderDeclaration, discover_providers, unknown_provider_message
-from sync_pipelines.core.registry import CADENCES, list_accounts, set_active, upsert_account
 from sync_pipelines.receiver.limits import add_arguments as add_receiver_arguments
 
 
@@ -53,14 +59,44 @@ def cmd_status(args: argparse.Namespace) -> int:
         check_dagster_storage(os.environ)
         with dg.DagsterInstance.get() as instance:
             rows = status_report(instance, days=args.days, provider=args.provider)
+        attention = accounts_attention(server, args.provider)
     finally:
         if server is not None and server.started:  # leave nothing running that was not before
             server.stop()
     if args.json:
-        print(json.dumps([r.as_dict(now) for r in rows], indent=2))
-    else:
-        print(render_table(rows, now) if rows else f"no sync runs in the last {args.days} days")
+        print(json.dumps({"runs": [r.as_dict(now) for r in rows],
+                          **(attention.as_dict() if attention else dict.fromkeys(UNREAD))},
+                         indent=2))
+        return 0
+    print(render_table(rows, now) if rows else f"no sync runs in the last {args.days} days")
+    if attention is None:
+        print("\naccounts needing attention: not read (DATABASE_URL is not set)")
+    elif attention.needs_reauthorisation or attention.failed:
+        from sync_pipelines.core.dg.status import render_attention
+
+        print("\n" + render_attention(attention))
     return 0
+
+
+UNREAD = ("needs_reauthorisation", "failed_accounts")  # null in --json when the app database is not read
+
+
+def accounts_attention(server, provider: str | None):
+    """Accounts needing re-authorisation or whose latest batch run failed, from the app database:
+    `DATABASE_URL`, else the embedded server status already uses; None when Dagster's storage is
+    configured but the app database is not (starting a local server would show nothing real)."""
+    import os
+
+    from sync_pipelines.core.connection import connect
+    from sync_pipelines.core.database import normalize_url
+    from sync_pipelines.core.dg.status import accounts_attention as read
+
+    url = os.environ.get("DATABASE_URL")
+    if not url and server is None:
+        return None
+    source = "DATABASE_URL" if url else "the embedded PostgreSQL"
+    with connect(normalize_url(url) if url else server.ensure_database("app"), source=source, autocommit=True) as conn:
+        return read(conn, provider)
 
 
 def check_dagster_storage(environ) -> None:
@@ -76,33 +112,6 @@ def check_dagster_storage(environ) -> None:
                         dbname=environ.get("DAGSTER_PG_DB") or "", user=environ.get("DAGSTER_PG_USERNAME") or "",
                         password=environ.get("DAGSTER_PG_PASSWORD") or "")
     connect(url, source="DAGSTER_PG_*", what="Dagster's storage").close()
-
-
-# -- accounts ----------------------------------------------------------------------------------
-def cmd_accounts(args: argparse.Namespace) -> int:
-    provider: ProviderDeclaration | None = args.declaration  # set by main(): a known provider
-    with connect_app_database(autocommit=True) as conn:
-        if args.action == "add":
-            account = upsert_account(
-                conn, provider, args.account, credentials_env=args.credentials_env,
-                display_name=args.name, cadence=args.cadence, lookback_days=args.lookback_days,
-                sync_enabled=not args.disabled,
-            )
-            print(f"registered {account.provider}/{account.account} ({provider.drives(account.cadence)});"
-                  " the accounts sensor adds its partition within a minute")
-        elif args.action in ("activate", "deactivate"):
-            if not set_active(conn, provider, args.account, args.action == "activate"):
-                print(f"no such account: {args.provider}/{args.account}")
-                return 1
-            print(f"{args.action}d {args.provider}/{args.account}")
-        else:
-            for a in list_accounts(conn, provider.name if provider else None):
-                state = "active" if a.active else "inactive"
-                # What launches its syncs: its cadence, or its provider's fixed schedules.
-                declared = args.known.get(a.provider)
-                auto = (declared.drives(a.cadence) if declared else a.cadence) if a.sync_enabled else "manual only"
-                print(f"{a.provider:12} {a.account:20} {state:8} {'$' + a.credentials_env:28} {auto}")
-    return 0
 
 
 # -- db ----------------------------------------------------------------------------------------
@@ -148,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--sandbox-port", type=int, default=8765, help="ShipStation sandbox")
     dev.add_argument("--shopify-sandbox-port", type=int, default=8767)
     dev.add_argument("--receiver-port", type=int, default=8766)
+    dev.add_argument("--google-ads-sandbox-port", type=int, default=8768)
+    dev.add_argument("--meta-sandbox-port", type=int, default=8769)
     dev.add_argument("--drift-seconds", type=float, default=60.0,
                      help="how often the sandbox changes some records")
     dev.add_argument("--keep-db", action="store_true", help="leave the embedded database running")
@@ -157,18 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_receiver_arguments(receiver)
     receiver.set_defaults(func=cmd_receiver)
 
-    accounts = sub.add_parser("accounts", help="connected accounts (the registry)")
-    accounts.add_argument("action", choices=["add", "list", "activate", "deactivate"])
-    accounts.add_argument("provider", nargs="?")
-    accounts.add_argument("account", nargs="?")
-    accounts.add_argument("--credentials-env", help="env var that holds this account's secret")
-    accounts.add_argument("--name", help="display name")
-    accounts.add_argument("--cadence", choices=CADENCES,
-                          help="which schedule syncs it (default 30min); only for providers without fixed"
-                               " schedules (shipstation)")
-    accounts.add_argument("--lookback-days", type=int, default=1)
-    accounts.add_argument("--disabled", action="store_true", help="no automatic syncs")
-    accounts.set_defaults(func=cmd_accounts)
+    add_account_parsers(sub)
 
     status = sub.add_parser("status", help="per provider and account: last sync, failures, durations, records")
     status.add_argument("--days", type=int, default=7)
@@ -185,23 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "accounts" and args.action != "list":
-        if not (args.provider and args.account):
-            parser.error("accounts add/activate/deactivate need PROVIDER and ACCOUNT")
-        if args.action == "add" and not args.credentials_env:
-            parser.error("accounts add needs --credentials-env (the env var holding the secret)")
-    if args.command == "accounts":
-        # Only a provider whose folder declares one (provider.py) has accounts a sensor will pick up.
-        known = discover_providers(sync_pipelines.defs)
-        if args.provider and args.provider not in known:
-            parser.error(unknown_provider_message(args.provider, known))
-        args.known = known
-        args.declaration = known.get(args.provider) if args.provider else None
-        if args.cadence and args.declaration and not args.declaration.takes_cadence:
-            parser.error(f"{args.provider} accounts follow fixed schedules, not --cadence"
-                         f" ({args.declaration.drives(args.cadence)})")
-        args.cadence = args.cadence or "30min"
+    args, extra = parser.parse_known_args(argv)
+    if args.command in ("accounts", "credentials"):
+        prepare_accounts(parser, args, extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except DatabaseConnectionError as error:

@@ -112,7 +112,9 @@ def check_app_database(env: Mapping[str, str]) -> None:
 def dev_ports(args: argparse.Namespace) -> dict[str, int]:
     """The ports `dev` listens on, by the option that sets them."""
     return {"--port (Dagster UI)": args.port, "--sandbox-port": args.sandbox_port,
-            "--shopify-sandbox-port": args.shopify_sandbox_port, "--receiver-port": args.receiver_port}
+            "--shopify-sandbox-port": args.shopify_sandbox_port, "--receiver-port": args.receiver_port,
+            "--google-ads-sandbox-port": args.google_ads_sandbox_port,
+            "--meta-sandbox-port": args.meta_sandbox_port}
 
 
 def check_ports(ports: Mapping[str, int]) -> None:
@@ -181,7 +183,10 @@ def _sandboxes(env: dict[str, str], stack: ExitStack, args: argparse.Namespace,
     if register:
         _register(env, "shopify", SHOPIFY_SHOPS)
     shopify.start_drift(args.drift_seconds)
-    return {"ShipStation v2": shipstation_url, "Shopify Admin": shopify_url}
+    from sync_pipelines import dev_ads
+
+    ads = dev_ads.start(env, stack, args, register, app_connection)
+    return {"ShipStation v2": shipstation_url, "Shopify Admin": shopify_url, **ads}
 
 
 def _receiver(env: dict[str, str], stack: ExitStack, port: int) -> str:
@@ -275,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
         if env["SYNC_AUTH_TOKEN"] == DEV_TRIGGER_TOKEN:
             print(f"trigger           curl -X POST -H 'Authorization: Bearer {DEV_TRIGGER_TOKEN}'"
                   f" {receiver}/triggers/replication_sync")
+            print(f"                  curl -X POST -H 'Authorization: Bearer {DEV_TRIGGER_TOKEN}'"
+                  f" -d '{{\"userId\": \"user-alice\", \"timeframeDays\": 7}}' {receiver}/triggers/google_ads_sync")
         print(f"Dagster UI        http://127.0.0.1:{args.port}")
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _interrupt)

@@ -137,10 +137,11 @@ def test_accounts_list_shows_what_really_drives_each_account(database_url, uniqu
     capsys.readouterr()
     assert main(["accounts", "list"]) == 0
     listed = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    # The automation column, then the auth column.
     assert listed[shop].endswith("schedules: orders+customers every 15 min, products every 30 min,"
-                                 " analytics hourly, cleanup daily 02:00 UTC")
+                                 " analytics hourly, cleanup daily 02:00 UTC  ok")
     assert "30min" not in listed[shop]
-    assert listed[store].endswith(" hourly")
+    assert " hourly, lookback 1 d " in listed[store] and listed[store].endswith(" ok")
     with pytest.raises(SystemExit) as exited:
         main(["accounts", "add", "shopify", shop, "--credentials-env", "SHOPIFY_TOKEN_X", "--cadence", "daily"])
     assert exited.value.code == 2

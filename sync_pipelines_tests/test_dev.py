@@ -25,7 +25,7 @@ def test_busy_port_is_reported_by_name_before_anything_starts():
         taken.listen()
         port = taken.getsockname()[1]
         args = argparse.Namespace(port=port, sandbox_port=_free_port(), shopify_sandbox_port=0,
-                                  receiver_port=_free_port())
+                                  receiver_port=_free_port(), google_ads_sandbox_port=0, meta_sandbox_port=0)
         with pytest.raises(SystemExit, match=rf"port {port} is already in use \(--port \(Dagster UI\)\)"):
             dev.check_ports(dev.dev_ports(args))
     dev.check_ports(dev.dev_ports(args))  # free again: no error
@@ -120,3 +120,38 @@ def test_dagster_dev_starts_without_the_dagster_yaml_will_not_be_used_warning(da
         child.wait(timeout=30)
     assert any("Launching Dagster services" in line for line in seen), "".join(seen)
     assert not any("will not be used" in line for line in seen), "".join(seen)
+
+
+def test_the_ad_demo_connects_two_users_accounts_on_both_platforms_ready_to_sync(database_url, monkeypatch, tmp_path):
+    """`make dev`'s ad platforms: sandboxes served, clients pointed at them, each demo user's
+    accounts registered with its owner and encrypted tokens, and a sync of one of them works."""
+    from contextlib import ExitStack
+    from datetime import UTC, datetime
+
+    from sync_pipelines import dev_ads
+    from sync_pipelines.core.dg.reports import ReportRange, sync_account
+    from sync_pipelines.core.dg.resources import AppDatabase
+    from sync_pipelines.core.registry import get_account, list_accounts
+    from sync_pipelines.defs.google_ads.assets import SPEC as GOOGLE
+    from sync_pipelines.defs.google_ads.client import GoogleAdsClient
+    from sync_pipelines.defs.meta_ads.assets import SPEC as META
+    from sync_pipelines.defs.meta_ads.client import MetaAdsClient
+
+    monkeypatch.setattr(dev_ads, "local_dir", lambda: tmp_path)
+    env = {"DATABASE_URL": database_url}
+    args = argparse.Namespace(google_ads_sandbox_port=0, meta_sandbox_port=0, drift_seconds=3600)
+    with ExitStack() as stack:
+        urls = dev_ads.start(env, stack, args, True, dev.app_connection)
+        assert set(urls) == {"Google Ads API", "Meta Marketing API"}
+        assert (tmp_path / "credentials.key").read_text().strip() == env["SYNC_CREDENTIALS_KEYS"]
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with AppDatabase().connect() as conn:
+            owners = {(a.provider, a.owner) for a in list_accounts(conn) if a.owner in dev_ads.DEMO_USERS}
+            assert owners == {(p, u) for u in dev_ads.DEMO_USERS for p in ("google_ads", "meta_ads")}
+            google = get_account(conn, "google_ads", "1234567890")
+            meta = get_account(conn, "meta_ads", "1002")
+        now = datetime.now(UTC)
+        for spec, client, account in ((GOOGLE, GoogleAdsClient(), google), (META, MetaAdsClient(), meta)):
+            done = sync_account(spec, AppDatabase(), client, account, ReportRange(days=2), run_id="dev-test", now=now)
+            assert done.ok and done.metadata["records_fetched"] > 0, done.error

@@ -109,3 +109,19 @@ def test_runs_without_provider_tags_count_for_the_provider_of_their_assets(uniqu
         assert (provider_of(run), account_of(run)) == ("shipstation", f"store-{unique}")
         (status,) = status_report(instance)
         assert (status.provider, status.account, status.runs) == ("shipstation", f"store-{unique}", 1)
+
+
+def test_the_status_asset_lists_accounts_needing_reauthorisation(database_url, unique):
+    """The UI's hourly status report names the accounts that need a person, not only failed runs."""
+    from sync_pipelines.core.dg.resources import AppDatabase
+    from sync_pipelines.core.registry import mark_needs_reauth, upsert_account
+    from sync_pipelines.defs.operations.definitions import sync_status
+
+    with AppDatabase().connect() as conn:
+        upsert_account(conn, "google_ads", f"99{unique}", credentials_env="")
+        mark_needs_reauth(conn, "google_ads", f"99{unique}", "invalid_grant")
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([sync_status], instance=instance, resources={"app_db": AppDatabase()})
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert f"99{unique}" in metadata["report"].value and metadata["accounts_needing_reauthorisation"].value >= 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import psycopg
 import sqlalchemy as sa
@@ -73,6 +74,7 @@ class Account:
     settings: dict = field(default_factory=dict)
     auth_status: str = OK
     auth_error: str | None = None
+    auth_error_at: datetime | None = None
 
     @property
     def needs_reauth(self) -> bool:
@@ -90,7 +92,7 @@ class Account:
 
 
 _FIELDS = ("provider, account, display_name, active, credentials_env, sync_enabled, cadence, lookback_days, owner,"
-           " timezone, settings, auth_status, auth_error")
+           " timezone, settings, auth_status, auth_error, auth_error_at")
 
 
 def normalise_account(provider: str | ProviderDeclaration, account: str) -> tuple[str, str]:

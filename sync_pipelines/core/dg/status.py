@@ -7,6 +7,11 @@ with its message, duration percentiles, records written (inserted + updated, fro
 materialization metadata), webhook deliveries set aside and data freshness (time since the last
 successful run). At most `limit` runs are read, newest first, so a busy period drops the oldest
 runs, never the latest outcome; rows then say `truncated`.
+
+Accounts that need someone are listed apart (`accounts_attention`, read from the app database):
+those whose grant was revoked ("needs re-authorisation", from the registry) and those whose latest
+outcome in a batch run failed (`sync.account_outcomes`), since a batch run's own status in
+Dagster's storage says nothing about one of its accounts.
 """
 
 import statistics
@@ -14,8 +19,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import psycopg
 
+from sync_pipelines.core import outcomes
 from sync_pipelines.core.dg.runs import PROVIDER_TAG, WEBHOOKS, WEBHOOKS_TAG, account_of, kind_of, provider_of
+from sync_pipelines.core.registry import list_accounts
 from sync_pipelines.core.report import SET_ASIDE, WRITTEN
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
@@ -136,3 +144,78 @@ def render_table(rows: list[AccountStatus], now: datetime) -> str:
     if any(r.truncated for r in rows):
         lines.append("\n_Run limit reached: only the newest runs were read; older runs in the period are not counted._")
     return "\n".join(lines)
+
+
+
+@dataclass(frozen=True)
+class NeedsReauth:
+    provider: str
+    account: str
+    owner: str | None
+    since: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class FailedAccount:
+    provider: str
+    account: str
+    job: str
+    run_id: str
+    at: datetime | None
+    error: str | None
+    first_day: object = None
+    last_day: object = None
+
+
+@dataclass
+class AccountsAttention:
+    needs_reauthorisation: list[NeedsReauth] = field(default_factory=list)
+    failed: list[FailedAccount] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        def plain(item) -> dict:
+            return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(item).items()}
+        return {"needs_reauthorisation": [plain(a) for a in self.needs_reauthorisation],
+                "failed_accounts": [plain(a) for a in self.failed]}
+
+
+def accounts_attention(conn: psycopg.Connection, provider: str | None = None) -> AccountsAttention:
+    """Active accounts waiting for re-authorisation, and those whose latest batch-run outcome
+    failed (an account already listed as waiting for re-authorisation is not listed twice)."""
+    registered = {(a.provider, a.account): a for a in list_accounts(conn, provider)}
+    found = AccountsAttention()
+    for a in registered.values():
+        if a.active and a.needs_reauth:
+            found.needs_reauthorisation.append(NeedsReauth(a.provider, a.account, a.owner, a.auth_error_at,
+                                                           a.auth_error))
+    for o in outcomes.latest(conn, provider):
+        account = registered.get((o.provider, o.account))
+        if o.ok or (account is not None and (not account.active or account.needs_reauth)):
+            continue
+        found.failed.append(FailedAccount(o.provider, o.account, o.job, o.run_id, o.recorded_at, o.error,
+                                          o.first_day, o.last_day))
+    return found
+
+
+def render_attention(attention: AccountsAttention) -> str:
+    """Markdown tables of the accounts that need someone; empty when none do."""
+    def when(moment: datetime | None) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+    def cell(text: str | None) -> str:
+        return (text or "-").replace("|", "/").replace("\n", " ")[:80]
+
+    parts = []
+    if attention.needs_reauthorisation:
+        parts += ["Accounts that need re-authorisation (reconnect: `sync-pipelines accounts connect`):", "",
+                  "| provider | account | owner | since | reason |", "| --- | --- | --- | --- | --- |"]
+        parts += [f"| {a.provider} | {a.account} | {a.owner or '-'} | {when(a.since)} | {cell(a.reason)} |"
+                  for a in attention.needs_reauthorisation]
+    if attention.failed:
+        parts += ([""] if parts else []) + [
+            "Accounts whose latest batch run failed:", "",
+            "| provider | account | job | at | days | error | run |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        parts += [f"| {a.provider} | {a.account} | {a.job} | {when(a.at)} | {a.first_day or '-'}..{a.last_day or '-'}"
+                  f" | {cell(a.error)} | {a.run_id} |" for a in attention.failed]
+    return "\n".join(parts)

@@ -6,7 +6,8 @@ import dagster as dg
 
 from sync_pipelines.core.dg.alerts import build_failure_alert_sensor
 from sync_pipelines.core.dg.retention import retention_job, retention_schedule
-from sync_pipelines.core.dg.status import render_table, status_report
+from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.dg.status import accounts_attention, render_attention, render_table, status_report
 from sync_pipelines.defs.operations.inbox_retention import inbox_retention_job, inbox_retention_schedule
 
 
@@ -18,12 +19,16 @@ from sync_pipelines.defs.operations.inbox_retention import inbox_retention_job, 
     description="Per provider and account over 7 days: success rate, last success/failure, durations, "
     "records written, freshness — read from Dagster's run storage.",
 )
-def sync_status(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def sync_status(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
     now = datetime.now(UTC)
     rows = status_report(context.instance, days=7)
+    with app_db.connect() as conn:
+        attention = accounts_attention(conn)
     return dg.MaterializeResult(
         metadata={
-            "report": dg.MetadataValue.md(render_table(rows, now)),
+            "report": dg.MetadataValue.md(render_table(rows, now) + "\n\n" + render_attention(attention)),
+            "accounts_needing_reauthorisation": len(attention.needs_reauthorisation),
+            "accounts_failing_in_batch_runs": len(attention.failed),
             "accounts": len(rows),
             "failing_accounts": sum(1 for r in rows if r.last_failure_at and (
                 not r.last_success_at or r.last_failure_at > r.last_success_at)),

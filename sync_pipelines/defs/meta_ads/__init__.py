@@ -1,0 +1,1 @@
+"""Meta Marketing API: daily campaign metrics of each connected ad account (Insights)."""
