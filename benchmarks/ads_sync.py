@@ -1,7 +1,7 @@
 """Ad platforms at scale through the real Dagster daemon: 1,000 accounts × 90 days of history.
 
     .venv/bin/python -m benchmarks.ads_sync [--accounts 1000] [--days 90] [--campaigns 5]
-        [--throttle-requests 100 --throttle-window-seconds 10] [--skip-throttled] [--no-write]
+        [--platforms google_ads,meta_ads] [--only unthrottled|throttled] [--merge] [--no-write]
 
 A measurement, not a test: nothing here asserts on timings. It prints a summary and writes the
 figures to ``benchmarks/results/ads_sync.json``; method and figures are in ``docs/benchmarks-ads.md``.
@@ -66,7 +66,8 @@ from benchmarks.realtime_daemon import DaemonProcess, percentiles
 
 SAMPLE_SECONDS = 0.25
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
-DEFAULT_THROTTLE = {"requests": 100, "window_seconds": 10.0, "scope": "DEVELOPER"}
+# Google: quota per developer token (every customer together); Meta: Business Use Case calls per ad account.
+DEFAULT_THROTTLES = {"google_ads": (100, 10.0, "DEVELOPER"), "meta_ads": (4, 30.0, "ACCOUNT")}
 ENV_PREFIXES_DROPPED = ("DAGSTER_", "GOOGLE_ADS_", "META_", "SHOPIFY_", "SHIPSTATION_", "SYNC_REPORT_",
                         "SYNC_CREDENTIALS_KEYS")
 
@@ -127,7 +128,7 @@ def _google_connect(conn: Any, cipher: Any, account: str) -> None:
     from sync_pipelines.core.registry import upsert_account
     from sync_pipelines.defs.google_ads.provider import DECLARATION, NAME
 
-    upsert_account(conn, DECLARATION, account, credentials_env="GOOGLE_ADS_OAUTH", owner=f"user-{int(account) % 97}")
+    upsert_account(conn, DECLARATION, account, credentials_env="", owner=f"user-{int(account) % 97}")
     credentials.store(conn, cipher, NAME, account, credentials.Tokens(
         "expired-access-token", GOOGLE_REFRESH_TOKEN, datetime.now(UTC) - timedelta(minutes=5)))
 
@@ -148,7 +149,46 @@ GOOGLE_ADS = Platform(
     token_requests=lambda stats: sum(stats.get("oauth", {}).values()),
 )
 
-PLATFORMS = {"google_ads": GOOGLE_ADS}
+META_FIRST_ID = 200_000_000_000
+
+
+class MetaAdsSandboxProcess(SandboxProcess):
+    def __init__(self, ids: list[str], campaigns: int, throttle: Throttle | None, log_path: Path):
+        command = [sys.executable, "-m", "sync_pipelines.sandbox.meta_ads", "--host", "127.0.0.1", "--port", "0",
+                   "--account-count", str(len(ids)), "--first-account-id", ids[0], "--campaigns", str(campaigns)]
+        if throttle is not None:  # Meta counts per ad account (Business Use Case limits)
+            command += ["--throttle-calls", str(throttle.requests), "--throttle-window-seconds",
+                        f"{throttle.window_seconds:g}", "--throttle-block-seconds", f"{throttle.window_seconds:g}"]
+        super().__init__(command, ready_pattern=r"Meta Marketing API sandbox on (http://[^/\s]+)/", log_path=log_path,
+                         thread_name="meta-ads-sandbox-stdout")
+
+
+def _meta_connect(conn: Any, cipher: Any, account: str) -> None:
+    from sync_pipelines.core import credentials
+    from sync_pipelines.core.registry import upsert_account
+    from sync_pipelines.defs.meta_ads.provider import DECLARATION, NAME
+    from sync_pipelines.sandbox.meta_ads.app import DEFAULT_TOKEN
+
+    upsert_account(conn, DECLARATION, account, credentials_env="", owner=f"user-{int(account) % 97}")
+    # A long-lived token as connecting leaves it (~60 days): no exchange due for weeks.
+    credentials.store(conn, cipher, NAME, account, credentials.Tokens(
+        DEFAULT_TOKEN, None, datetime.now(UTC) + timedelta(days=50)))
+
+
+def _meta_env(sandbox: SandboxProcess) -> dict[str, str]:
+    return {"META_ADS_BASE_URL": sandbox.url, "META_APP_ID": "sandbox-meta-app",
+            "META_APP_SECRET": "sandbox-meta-app-secret"}
+
+
+META_ADS = Platform(
+    name="meta_ads", table="meta_ads.campaign_insights_daily", start_sandbox=MetaAdsSandboxProcess,
+    account_ids=lambda n: [str(META_FIRST_ID + i) for i in range(n)],
+    connect=_meta_connect, env=_meta_env,
+    api_requests=lambda stats: dict(stats.get("requests_by_account", {})),
+    token_requests=lambda stats: int(stats.get("token_exchanges", 0)),
+)
+
+PLATFORMS = {"google_ads": GOOGLE_ADS, "meta_ads": META_ADS}
 
 
 def available_platforms() -> list[str]:
@@ -398,7 +438,8 @@ def submit(request: Any, env: dict[str, str], log_path: Path) -> subprocess.Pope
 
 
 def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform], accounts: int, days: int,
-                 campaigns: int, throttle: Throttle | None, timeout: float = 3600.0) -> dict[str, Any]:
+                 campaigns: int, throttles: dict[str, Throttle] | None = None,
+                 timeout: float = 3600.0) -> dict[str, Any]:
     """One scenario (fresh databases, sandboxes and daemon): the backfill on connect, then a
     nightly pass. `server` is an EmbeddedPostgres (``port``, ``ensure_database(name)``)."""
     from cryptography.fernet import Fernet
@@ -409,17 +450,19 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
     key = Fernet.generate_key().decode()
     jobs, streams = [p.job for p in platforms], [p.stream for p in platforms]
     total = accounts * len(platforms)
+    throttles = {p.name: throttles[p.name] for p in platforms if p.name in (throttles or {})}
+    quotas = "; ".join(f"{n} quota {t.requests} per {t.window_seconds:g}s per {t.scope}" for n, t in throttles.items())
     print(f"\n[{name}] {accounts} accounts × {days} days on {', '.join(p.name for p in platforms)}"
-          f"{f', quota {throttle.requests} per {throttle.window_seconds:g}s per {throttle.scope}' if throttle else ''}",
-          flush=True)
+          f"{f' ({quotas})' if quotas else ''}", flush=True)
     result: dict[str, Any] = {"name": name, "platforms": [p.name for p in platforms], "accounts_per_platform": accounts,
                               "days": days, "campaigns_per_account": campaigns,
-                              "throttle": throttle.__dict__ if throttle else None}
+                              "throttles": {n: t.__dict__ for n, t in throttles.items()} or None,
+                              "uptime_before": _uptime()}
     with contextlib.ExitStack() as stack:
         sandboxes: dict[str, SandboxProcess] = {}
         for p in platforms:
             sandboxes[p.name] = stack.enter_context(
-                p.start_sandbox(p.account_ids(accounts), campaigns, throttle, work / f"sandbox_{p.name}_{name}.log"))
+                p.start_sandbox(p.account_ids(accounts), campaigns, throttles.get(p.name), work / f"sandbox_{p.name}_{name}.log"))
         result["sandbox_startup_seconds"] = {n: s.startup_seconds for n, s in sandboxes.items()}
         result["connect_seconds"] = connect_accounts(app_url, platforms, accounts, Cipher([key]))
         extra = {"SYNC_CREDENTIALS_KEYS": key, **{k: v for p in platforms for k, v in p.env(sandboxes[p.name]).items()}}
@@ -504,8 +547,12 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
         alive()
         result["peak_rss_mb"] = {role: mb for role, mb in sorted(sampler.peaks.items())}
         result["cpu_seconds_by_process_role"] = sampler.cpu_seconds_by_role()
-        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        result["uptime_after"] = _uptime()
     return result
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def summary_line(s: dict[str, Any]) -> str:
@@ -526,40 +573,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90, help="days the initial backfill reads")
     parser.add_argument("--campaigns", type=int, default=5, help="campaigns per account")
     parser.add_argument("--platforms", default=",".join(available_platforms()),
-                        help=f"comma-separated, of {', '.join(available_platforms())}")
-    parser.add_argument("--throttle-requests", type=int, default=DEFAULT_THROTTLE["requests"])
-    parser.add_argument("--throttle-window-seconds", type=float, default=DEFAULT_THROTTLE["window_seconds"])
-    parser.add_argument("--throttle-scope", choices=("DEVELOPER", "ACCOUNT"), default=DEFAULT_THROTTLE["scope"])
-    parser.add_argument("--skip-throttled", action="store_true", help="only the scenarios with rate limits off")
+                        help=f"comma-separated, of {', '.join(available_platforms())}; each alone, then together")
+    parser.add_argument("--no-together", action="store_true", help="each platform alone only")
+    parser.add_argument("--together-only", action="store_true", help="all the platforms together only")
+    parser.add_argument("--throttle-requests", type=int, default=DEFAULT_THROTTLES["google_ads"][0],
+                        help="Google Ads: searchStream requests per window per developer token")
+    parser.add_argument("--throttle-window-seconds", type=float, default=DEFAULT_THROTTLES["google_ads"][1])
+    parser.add_argument("--meta-throttle-calls", type=int, default=DEFAULT_THROTTLES["meta_ads"][0],
+                        help="Meta: calls per window per ad account (blocked for a window beyond it)")
+    parser.add_argument("--meta-throttle-window-seconds", type=float, default=DEFAULT_THROTTLES["meta_ads"][1])
+    parser.add_argument("--only", choices=("unthrottled", "throttled"), default=None,
+                        help="run only the scenarios with rate limits off, or only those with them on")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the stored scenarios this invocation does not re-run (by name)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a pass may take before giving up")
     parser.add_argument("--no-write", action="store_true", help="print only; keep the stored results")
     args = parser.parse_args(argv)
     chosen = [PLATFORMS[n.strip()] for n in args.platforms.split(",") if n.strip()]
-    groups = [[p] for p in chosen] + ([chosen] if len(chosen) > 1 else [])
-    throttle = Throttle(args.throttle_requests, args.throttle_window_seconds, args.throttle_scope)
+    groups = ([] if args.together_only else [[p] for p in chosen]) + (
+        [chosen] if len(chosen) > 1 and not args.no_together else [])
+    throttles = {"google_ads": Throttle(args.throttle_requests, args.throttle_window_seconds, "DEVELOPER"),
+                 "meta_ads": Throttle(args.meta_throttle_calls, args.meta_throttle_window_seconds, "ACCOUNT")}
     results = results_header("ads_sync", argv)
+    scenarios = []
     with ThrowawayPostgres("sync-bench-ads-") as pg:
         pg.start()
         results["machine"] = machine_facts(pg.database("postgres"), pg.data)
-        results["uptime_before"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         results["settings"] = {"SYNC_REPORT_BATCH_SIZE": os.environ.get("SYNC_REPORT_BATCH_SIZE", "250 (default)"),
                                "SYNC_REPORT_MAX_RUNS_PER_TICK": os.environ.get("SYNC_REPORT_MAX_RUNS_PER_TICK",
                                                                                "4 (default)"),
-                               "run_tag_limit_sync_provider": 4, "parallel_accounts_per_run": 4,
-                               "automation_sensor_interval_seconds": 300, "sample_seconds": SAMPLE_SECONDS}
-        results["scenarios"] = []
+                               "run_tag_limit_sync_provider": 4, "max_concurrent_runs": 12,
+                               "parallel_accounts_per_run": 4, "automation_sensor_interval_seconds": 300,
+                               "sample_seconds": SAMPLE_SECONDS}
         for limited in (False, True):
-            if limited and args.skip_throttled:
+            if args.only and args.only != ("throttled" if limited else "unthrottled"):
                 continue
             for group in groups:
                 name = "_".join(p.name for p in group) + ("_throttled" if limited else "")
-                results["scenarios"].append(run_scenario(
+                scenarios.append(run_scenario(
                     pg.server, pg.work, name=name, platforms=group, accounts=args.accounts, days=args.days,
-                    campaigns=args.campaigns, throttle=throttle if limited else None, timeout=args.timeout))
-                print(summary_line(results["scenarios"][-1]), flush=True)
-        results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+                    campaigns=args.campaigns, throttles=throttles if limited else None, timeout=args.timeout))
+                scenarios[-1]["command"] = results["command"]
+                print(summary_line(scenarios[-1]), flush=True)
+    path = RESULTS_DIR / "ads_sync.json"
+    if args.merge and path.exists():
+        new = {s["name"] for s in scenarios}
+        scenarios = [s for s in json.loads(path.read_text()).get("scenarios", []) if s["name"] not in new] + scenarios
+    results["scenarios"] = scenarios
     if not args.no_write:
-        write_results(RESULTS_DIR / "ads_sync.json", results)
+        write_results(path, results)
     return 0
 
 
