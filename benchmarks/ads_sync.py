@@ -42,6 +42,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -244,6 +245,7 @@ class Sampler(threading.Thread):
             tree = [(daemon, "daemon")]
             for child in daemon.children(recursive=True):
                 cmd = " ".join(child.cmdline())
+                # "run" is a candidate: `run_pids` says which of them Dagster started as runs
                 role = ("run" if "spawn_main" in cmd else "code_server" if "grpc" in cmd
                         else "resource_tracker" if "resource_tracker" in cmd else "other")
                 tree.append((child, role))
@@ -297,6 +299,23 @@ def runs_between(dagster_url: str, since: float, until: float) -> list[dict[str,
             " AND r.create_timestamp <= to_timestamp(%s) AT TIME ZONE 'UTC'", (since, until)).fetchall()
     return [{"run_id": rid, "job": job, "status": status, "created": float(created), "started": start, "ended": end,
              "tags": tags} for rid, job, status, created, start, end, tags in rows]
+
+
+def run_pids(dagster_url: str, run_ids: list[str]) -> dict[int, str]:
+    """pid → run id, from the engine event Dagster writes when it starts a run's process ("Started
+    process for run (pid: N)."): other multiprocessing children of the code server are not runs."""
+    import psycopg
+
+    with psycopg.connect(dagster_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT run_id, event FROM event_logs WHERE run_id = ANY(%s)"
+                            " AND dagster_event_type = 'ENGINE_EVENT' AND event LIKE %s",
+                            (run_ids, "%Started process for run (pid: %")).fetchall()
+    found = {}
+    for run_id, event in rows:
+        match = re.search(r"Started process for run \(pid: (\d+)\)", event)
+        if match:
+            found[int(match.group(1))] = run_id
+    return found
 
 
 def in_flight(dagster_url: str, jobs: list[str]) -> int:
@@ -494,7 +513,8 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
         ended = time.time()
         runs = runs_between(dagster_url, began, ended)
         first_created = min((r["created"] for r in runs if r["job"] in jobs), default=None)
-        run_peaks = [sampler.run_peaks[p] for p in list(sampler.run_peaks)]
+        pids = run_pids(dagster_url, [r["run_id"] for r in runs])
+        run_peaks = [mb for pid, mb in list(sampler.run_peaks.items()) if pid in pids]
         result["backfill"] = {
             "seconds_to_all_backfilled": round(all_backfilled - began, 1),
             "seconds_daemon_start_to_first_run": round(first_created - began, 1) if first_created else None,
@@ -512,7 +532,6 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
 
         # ---- pass 2: nightly
         before = {n: s.stats() for n, s in sandboxes.items()}
-        known_runs = set(sampler.run_peaks)
         nightly_began, nightly_dt = time.time(), datetime.now(UTC)
         requests = [r for p in platforms for r in nightly_requests(p, app_url)]
         launches = [submit(r, env, work / f"launch_{name}.log") for r in requests]
@@ -532,12 +551,13 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
         nightly_ended = time.time()
         runs = runs_between(dagster_url, nightly_began, nightly_ended)
         first_created = min((r["created"] for r in runs if r["job"] in jobs), default=nightly_began)
+        pids = run_pids(dagster_url, [r["run_id"] for r in runs])
         result["nightly"] = {
             "run_requests": len(requests),
             "seconds_total": round(nightly_ended - nightly_began, 1),
             "seconds_submitting": round(submitted - nightly_began, 1),
             "seconds_first_run_created_to_last_end": round(nightly_ended - first_created, 1),
-            **run_summary(runs, [v for p, v in sampler.run_peaks.items() if p not in known_runs]),
+            **run_summary(runs, [mb for pid, mb in list(sampler.run_peaks.items()) if pid in pids]),
             "requests": request_stats(platforms, sandboxes, before, accounts),
             "app": app_counts(app_url, platforms, nightly_dt),
         }
