@@ -10,7 +10,9 @@ accounts.
   per `batch_size` accounts, at most `max_runs` per tick, and nothing while its previous runs have
   not finished (they may be reading the same accounts).
 Settings come from the environment so a deployment tunes them without code:
-`SYNC_REPORT_BATCH_SIZE` (default 250), `SYNC_REPORT_MAX_RUNS_PER_TICK` (default 4).
+`SYNC_REPORT_BATCH_SIZE` (default 250), `SYNC_REPORT_MAX_RUNS_PER_TICK` (default 4), and
+`SYNC_REPORT_BACKFILL_DAYS` (unset: the provider's policy, 90 days), how far back an initial
+backfill reads — passed as the run's `days`, so the Launchpad config shows it.
 """
 
 
@@ -31,6 +33,12 @@ _IN_FLIGHT = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.Da
 
 def batch_size() -> int:
     return max(1, env_int("SYNC_REPORT_BATCH_SIZE", 250))
+
+
+def backfill_config() -> dict[str, int]:
+    """Run config of a backfill run: `days` when `SYNC_REPORT_BACKFILL_DAYS` overrides the policy."""
+    days = env_int("SYNC_REPORT_BACKFILL_DAYS", 0)
+    return {"days": days} if days > 0 else {}
 
 
 def nightly_schedule(spec: ReportProvider, job: dg.JobDefinition, *, cron: str = "0 2 * * *") -> dg.ScheduleDefinition:
@@ -75,7 +83,8 @@ def automation_sensor(spec: ReportProvider, job: dg.JobDefinition, *,
             for i, batch in enumerate(report_plan.batches(ids, size)):
                 if len(requests) < limit:
                     requests.append(run_request(spec, run_key=f"{AUTOMATION}:{now.isoformat()}:{kind}:{i}",
-                                                trigger=AUTOMATION, accounts=batch, kind=kind))
+                                                trigger=AUTOMATION, accounts=batch, kind=kind,
+                                                **(backfill_config() if kind == report_plan.BACKFILL else {})))
         launched = sum(int(r.tags["sync/accounts"]) for r in requests)
         context.log.info(f"{spec.name}: {len(due)} accounts due, {launched} launched in {len(requests)} runs")
         return requests

@@ -179,29 +179,61 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--customers", default="1234567890",
-                        help="comma-separated customer ids (10 digits, dashes allowed)")
+    parser.add_argument("--customers", default=None,
+                        help="comma-separated customer ids (10 digits, dashes allowed); default 1234567890 unless"
+                             " --customer-count is given")
+    parser.add_argument("--customer-count", type=int, default=0,
+                        help="also serve this many customers with consecutive ids from --first-customer-id"
+                             " (benchmarks: 1,000 customers without a 11,000-character list)")
+    parser.add_argument("--first-customer-id", default="1000000000", help="first id of --customer-count")
     parser.add_argument("--campaigns", type=int, default=5, help="campaigns per customer")
     parser.add_argument("--time-zone", default="America/New_York")
     parser.add_argument("--currency", default="USD")
     parser.add_argument("--api-version", default="v26")
-    parser.add_argument("--throttle-requests", type=int, default=0, help="requests per window per customer; 0: off")
+    parser.add_argument("--refresh-token", default=None,
+                        help="the grant's refresh token (default: a random one, printed); a known value lets a"
+                             " benchmark store it for every customer before the server starts")
+    parser.add_argument("--throttle-requests", type=int, default=0, help="requests per window per scope key; 0: off")
     parser.add_argument("--throttle-window-seconds", type=float, default=60.0)
+    parser.add_argument("--throttle-scope", choices=THROTTLE_SCOPES, default="ACCOUNT",
+                        help="what a window counts: each customer's requests, or every request made with the"
+                             " developer token (all customers together)")
+    parser.add_argument("--throttle-retry-delay", type=int, default=None,
+                        help="retryDelay seconds quota errors ask for (default: what is left of the window)")
+
+
+def customer_ids(args: argparse.Namespace) -> list[str]:
+    """The ids to serve: ``--customers`` and ``--customer-count`` consecutive ids, in that order, once each."""
+    listed = [c.strip() for c in (args.customers or "").split(",") if c.strip()]
+    if args.customer_count < 0:
+        raise SystemExit("--customer-count must be >= 0")
+    first = int(normalise_customer_id(args.first_customer_id))
+    if first + args.customer_count > 10**10:
+        raise SystemExit("--first-customer-id + --customer-count runs past 10 digits")
+    counted = [f"{first + i:010d}" for i in range(args.customer_count)]
+    if not listed and not counted:
+        listed = ["1234567890"]
+    return list(dict.fromkeys(normalise_customer_id(c) for c in [*listed, *counted]))
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:
     sandbox = GoogleAdsSandbox(seed=args.seed, api_version=args.api_version,
                                throttle_requests=args.throttle_requests or None,
-                               throttle_window_seconds=args.throttle_window_seconds)
-    ids = [c.strip() for c in args.customers.split(",") if c.strip()]
+                               throttle_window_seconds=args.throttle_window_seconds,
+                               throttle_scope=args.throttle_scope)
+    if args.throttle_retry_delay is not None:
+        sandbox.set_throttle(retry_delay_seconds=args.throttle_retry_delay)
+    ids = customer_ids(args)
     for cid in ids:
         sandbox.add_customer(cid, currency_code=args.currency, time_zone=args.time_zone, campaigns=args.campaigns)
-    refresh_token = sandbox.grant()
+    refresh_token = sandbox.grant(refresh_token=args.refresh_token)
+    shown = 10  # a banner of 1,000 customer lines helps nobody
 
     def banner(url: str) -> list[str]:
         return [f"Google Ads sandbox on {url} (API {args.api_version}, token endpoint {url}/token)",
                 f"  developer-token {DEVELOPER_TOKEN}", f"  client {CLIENT_ID} / {CLIENT_SECRET}",
                 f"  refresh token {refresh_token}",
-                *(f"  customer {sandbox.customer(cid).customer_id}" for cid in ids)]
+                *(f"  customer {cid}" for cid in ids[:shown]),
+                *([f"  … and {len(ids) - shown} more customers (to {ids[-1]})"] if len(ids) > shown else [])]
 
     return sandbox, banner

@@ -165,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--accounts", default="1001,1002", help="comma-separated ad account ids")
+    parser.add_argument("--accounts", default=None,
+                        help="comma-separated ad account ids; default 1001,1002 unless --account-count is given")
+    parser.add_argument("--account-count", type=int, default=0,
+                        help="also serve this many ad accounts with consecutive ids from --first-account-id"
+                             " (benchmarks: 1,000 accounts without a long list)")
+    parser.add_argument("--first-account-id", default="200000000000", help="first id of --account-count")
     parser.add_argument("--campaigns", type=int, default=5, help="campaigns per ad account")
     parser.add_argument("--currency", default="USD")
     parser.add_argument("--timezone", default="America/Los_Angeles", help="every account's timezone_name")
@@ -177,22 +182,40 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--throttle-calls", type=int, default=0,
                         help="Insights calls per window and account before throttling (0: off)")
     parser.add_argument("--throttle-window-seconds", type=float, default=300.0)
+    parser.add_argument("--throttle-block-seconds", type=float, default=None,
+                        help="how long a throttled account stays blocked (default: the sandbox's 60 s)")
+
+
+def account_ids(args: argparse.Namespace) -> list[str]:
+    """The ids to serve: ``--accounts`` and ``--account-count`` consecutive ids, in that order, once each."""
+    listed = [a.strip() for a in (args.accounts or "").split(",") if a.strip()]
+    if args.account_count < 0:
+        raise SystemExit("--account-count must be >= 0")
+    first = int(account_number(args.first_account_id))
+    counted = [str(first + i) for i in range(args.account_count)]
+    if not listed and not counted:
+        listed = ["1001", "1002"]
+    return list(dict.fromkeys(account_number(a) for a in [*listed, *counted]))
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:
     sandbox = MetaAdsSandbox(seed=args.seed, api_version=args.api_version, app_id=args.app_id,
                              app_secret=args.app_secret, job_polls=args.job_polls)
     if args.throttle_calls:
-        sandbox.throttle.configure(calls_per_window=args.throttle_calls, window_seconds=args.throttle_window_seconds)
-    ids = [a.strip() for a in args.accounts.split(",") if a.strip()]
+        sandbox.throttle.configure(calls_per_window=args.throttle_calls, window_seconds=args.throttle_window_seconds,
+                                   **({} if args.throttle_block_seconds is None
+                                      else {"block_seconds": args.throttle_block_seconds}))
+    ids = account_ids(args)
     for account_id in ids:
         sandbox.add_account(account_id, currency=args.currency, timezone_name=args.timezone,
                             campaigns=args.campaigns)
     sandbox.issue_token(args.token, expires_in=None)
+    shown = 10  # a banner of 1,000 account lines helps nobody
 
     def banner(url: str) -> list[str]:
         return [f"Meta Marketing API sandbox on {url}/{args.api_version} (Ctrl-C to stop)",
-                *(f"  ad account act_{account_number(a)}" for a in ids),
+                *(f"  ad account act_{a}" for a in ids[:shown]),
+                *([f"  … and {len(ids) - shown} more ad accounts (to act_{ids[-1]})"] if len(ids) > shown else []),
                 f"  access token {args.token} (app id {args.app_id})"]
 
     return sandbox, banner
