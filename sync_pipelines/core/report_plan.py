@@ -78,13 +78,15 @@ def account_today(account_timezone: str | None, now: datetime) -> date:
 
 
 def days_for(kind: str, lookback_days: int, policy: Policy = Policy(), requested_days: int | None = None) -> int:
-    """How many days back a sync of `kind` reads (before today)."""
+    """How many days back a sync of `kind` reads (before today). A 90-day backfill or a 28-day
+    restatement is that many days *with* today (so a 90-day window reads it in one request); a
+    lookback of N days is N whole days before today, and today."""
     if requested_days is not None:
         return requested_days
     if kind == BACKFILL:
-        return policy.backfill_days
+        return max(0, policy.backfill_days - 1)
     if kind == RESTATEMENT:
-        return max(policy.restatement_days, lookback_days)
+        return max(policy.restatement_days - 1, lookback_days)
     return max(1, lookback_days)
 
 

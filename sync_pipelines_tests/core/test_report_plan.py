@@ -44,8 +44,8 @@ def test_days_are_the_accounts_own_calendar_days():
     west = account("west", timezone="America/Los_Angeles")
     assert report_plan.date_range("scheduled", east, NOW) == (date(2026, 12, 1), date(2026, 12, 4))
     assert report_plan.date_range("scheduled", west, NOW) == (date(2026, 11, 30), date(2026, 12, 3))
-    assert report_plan.date_range("backfill", west, NOW) == (date(2026, 9, 4), date(2026, 12, 3))
-    assert report_plan.date_range("restatement", west, NOW)[0] == date(2026, 11, 5)
+    assert report_plan.date_range("backfill", west, NOW) == (date(2026, 9, 5), date(2026, 12, 3))  # 90 days
+    assert report_plan.date_range("restatement", west, NOW)[0] == date(2026, 11, 6)  # 28 days
     assert report_plan.date_range("manual", west, NOW, first=date(2026, 1, 1), last=date(2026, 1, 31)) == \
         (date(2026, 1, 1), date(2026, 1, 31))
     assert report_plan.account_today("Not/AZone", NOW) == date(2026, 12, 4)  # unknown: UTC

@@ -87,7 +87,7 @@ def test_a_revoked_grant_fails_only_its_account_and_marks_it(instance, client, s
 
 def test_a_backfill_past_the_cap_lands_whole_and_a_restatement_is_corrected(instance, client, sandbox, account,
                                                                               conn):
-    sandbox.set_max_elements(500)  # 10 campaigns × 91 days ≈ 850 campaign-days: past this cap
+    sandbox.set_max_elements(500)  # 10 campaigns × 90 days ≈ 850 campaign-days: past this cap
     number, _ = account(campaigns=10)
     # Built anew: Dagster rebuilds a resource from its config, which a pydantic model_copy does not update.
     capped = LinkedInAdsClient(**{**client.model_dump(), "max_elements": 500})
@@ -95,7 +95,7 @@ def test_a_backfill_past_the_cap_lands_whole_and_a_restatement_is_corrected(inst
     state = reports.report_states(conn, SPEC.stream)[number]
     assert state.backfilled_at is not None
     today = datetime.now(UTC).date()
-    first = today - timedelta(days=90)
+    first = today - timedelta(days=89)  # a 90-day backfill, today included
     assert stored(conn, number, first, today) == upstream(sandbox, number, first, today)
     assert len(stored(conn, number, first, today)) > 500 and sandbox.stats()["truncated_responses"] == 0
 

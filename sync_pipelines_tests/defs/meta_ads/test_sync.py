@@ -95,7 +95,7 @@ def test_a_backfill_is_one_async_report_run_and_a_restatement_is_corrected(insta
     meta_sandbox.reset_stats()
     run(instance, meta_client, [number], kind="backfill")
     calls = meta_sandbox.stats()["calls"]
-    assert calls.get("report_runs", {}).get(number) == 1  # 91 days: one async run, not 91 requests
+    assert calls.get("report_runs", {}).get(number) == 1  # 90 days: one async run, not 91 requests
     state = reports.report_states(conn, SPEC.stream)[number]
     assert state.backfilled_at is not None
     today = meta_sandbox.account(number).today(meta_sandbox.now())

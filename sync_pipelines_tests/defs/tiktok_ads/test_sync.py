@@ -1,6 +1,6 @@
 """TikTok through Dagster: the same core report job as Google and Meta, against the TikTok sandbox —
 each account's failure its own (a revoked long-term token marks only its integration), a 90-day
-backfill in ⌈91 / 30⌉ report reads, late conversions restated and corrected, and the trigger body.
+backfill in ⌈90 / 30⌉ report reads, late conversions restated and corrected, and the trigger body.
 
 The sandbox runs on the real clock (the engine picks days from "now"); today's numbers still grow
 upstream, so comparisons stop at yesterday.
@@ -89,12 +89,12 @@ def test_a_revoked_token_fails_only_its_account_and_marks_it(instance, tiktok_cl
     assert instance.get_materialized_partitions(SPEC.asset_key) == {good}
 
 
-def test_a_backfill_is_four_30_day_reads_and_late_conversions_are_corrected(instance, tiktok_client,
+def test_a_backfill_is_three_30_day_reads_and_late_conversions_are_corrected(instance, tiktok_client,
                                                                               tiktok_sandbox, account, conn):
     number, _ = account(campaigns=4)
     tiktok_sandbox.reset_stats()
     run(instance, tiktok_client, [number], kind="backfill")
-    assert tiktok_sandbox.stats()["calls"]["report"][number] == 4  # 91 days, ≤ 30 a read, one page each
+    assert tiktok_sandbox.stats()["calls"]["report"][number] == 3  # 90 days, ≤ 30 a read, one page each
     assert reports.report_states(conn, SPEC.stream)[number].backfilled_at is not None
     today = tiktok_sandbox.advertiser(number).today(tiktok_sandbox.now())
     first, yesterday = today - timedelta(days=27), today - timedelta(days=1)
