@@ -107,6 +107,14 @@ class HttpApiResource(dg.ConfigurableResource):
             rate_limit_headers=rate_limit_headers,
         )
 
+    def token_http(self, integration: str, account: str, token_url: str) -> HttpClient:
+        """A client for an OAuth token endpoint (its own origin), with this resource's timeouts and retries."""
+        return HttpClient(integration=integration, account=account, base_url=token_url,
+                          headers={"Accept": "application/json"},
+                          timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
+                          max_retries=self.max_retries, backoff_factor=self.backoff_factor,
+                          backoff_max=self.backoff_max_seconds)
+
 
 def for_each_account(
     context: dg.OpExecutionContext, accounts: Iterable[Account], work: Callable[[Account], object]

@@ -36,16 +36,16 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from sync_pipelines.core.credentials import CredentialsError, Tokens
+from sync_pipelines.core.credentials import Tokens
 from sync_pipelines.core.dg.resources import HttpApiResource, setting
 from sync_pipelines.core.http import (
-    ApiSession, AuthenticationError, ErrorVerdict, HttpClient, IntegrationError, MalformedResponseError,
-    RateLimitError, RequestFailed, ServerError, rate_limiter_for,
+    ApiSession, AuthenticationError, ErrorVerdict, HttpClient, MalformedResponseError, RateLimitError, RequestFailed,
+    ServerError, rate_limiter_for,
 )
-from sync_pipelines.core.oauth import ReauthorisationRequired, Refresher, TokenSource, call_with_token
+from sync_pipelines.core.oauth import RefreshGrant, Refresher, TokenSource, call_with_token
 from sync_pipelines.core.registry import Account
 from sync_pipelines.defs.google_ads.provider import NAME, normalise_customer_id
 
@@ -267,6 +267,11 @@ def _with_zero_metrics(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "metrics": {**_ZERO_METRICS, **(metrics if isinstance(metrics, dict) else {})}}
 
 
+# Google's OAuth 2.0 token endpoint (https://developers.google.com/identity/protocols/oauth2/web-server#offline)
+REFRESH_GRANT = RefreshGrant(NAME, "Google", CLIENT_ID_ENV, CLIENT_SECRET_ENV,
+                             default_lifetime=timedelta(seconds=ACCESS_TOKEN_SECONDS))
+
+
 # ------------------------------------------------------------------------------ resource
 class GoogleAdsClient(HttpApiResource):
     """Google Ads API (REST). The developer token and the OAuth client come from the environment
@@ -305,64 +310,7 @@ class GoogleAdsClient(HttpApiResource):
                                 backoff_factor=self.backoff_factor, backoff_max=self.backoff_max_seconds)
 
     def refresher(self, account: str = "") -> Refresher:
-        """Google's refresh grant, for core's `TokenSource`: new access token (and expiry); a
+        """Google's refresh grant, for core's `TokenSource`: a new access token (and expiry); a
         revoked or expired grant (``invalid_grant``) raises `ReauthorisationRequired`."""
         token_url = setting(self.token_url, TOKEN_URL_ENV, DEFAULT_TOKEN_URL)
-
-        def refresh(stored: Tokens) -> Tokens:
-            if not stored.refresh_token:
-                raise ReauthorisationRequired(NAME, account, "no refresh token stored: reconnect the account")
-            client_id = os.environ.get(CLIENT_ID_ENV, "").strip()
-            client_secret = os.environ.get(CLIENT_SECRET_ENV, "").strip()
-            if not client_id or not client_secret:
-                raise CredentialsError(f"{NAME} [{account}]: set {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV} (the OAuth"
-                                       " client the accounts were connected with)")
-            return self._refresh(token_url, account, client_id, client_secret, stored.refresh_token)
-
-        return refresh
-
-    def _refresh(self, token_url: str, account: str, client_id: str, client_secret: str,
-                 refresh_token: str) -> Tokens:
-        oauth_error: dict[str, str] = {}
-
-        def classify_token(status: int, headers: Any, body: Any) -> ErrorVerdict:
-            error = body.get("error") if isinstance(body, dict) else None
-            if isinstance(error, str):  # RFC 6749 §5.2: {"error", "error_description"}
-                oauth_error["error"] = error
-                return ErrorVerdict("retry" if status == 429 or status >= 500 else "fail", f"token endpoint: {error}")
-            if status == 429 or status >= 500:
-                return ErrorVerdict("retry", f"token endpoint answered HTTP {status}")
-            return ErrorVerdict("fail", f"token endpoint answered HTTP {status}")
-
-        http = HttpClient(integration=NAME, account=account, base_url=token_url,
-                          headers={"Accept": "application/json"},
-                          timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
-                          max_retries=self.max_retries, backoff_factor=self.backoff_factor,
-                          backoff_max=self.backoff_max_seconds)
-        try:
-            body = http.call_json("POST", token_url, classify=classify_token, data={
-                "grant_type": "refresh_token", "client_id": client_id, "client_secret": client_secret,
-                "refresh_token": refresh_token})
-        except IntegrationError:
-            error = oauth_error.get("error")
-            if error == "invalid_grant":
-                raise ReauthorisationRequired(NAME, account, "Google refused the refresh token (invalid_grant): the"
-                                              " grant was revoked or has expired; reconnect the account") from None
-            if error in ("invalid_client", "unauthorized_client"):
-                raise AuthenticationError(NAME, account, f"Google refused the OAuth client ({error})",
-                                          hint=f"check {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}") from None
-            raise
-        finally:
-            http.close()
-        access_token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(access_token, str) or not access_token:
-            raise MalformedResponseError(NAME, account, "the token endpoint answered without an access token")
-        expires_in = body.get("expires_in", ACCESS_TOKEN_SECONDS)  # RFC 6749: recommended, not required
-        try:
-            lifetime = timedelta(seconds=int(expires_in))
-        except (TypeError, ValueError):
-            raise MalformedResponseError(NAME, account, f"the token endpoint answered expires_in={expires_in!r}"
-                                         ) from None
-        new_refresh = body.get("refresh_token")
-        return Tokens(access_token, new_refresh if isinstance(new_refresh, str) and new_refresh else None,
-                      datetime.now(UTC) + lifetime)
+        return REFRESH_GRANT.refresher(account, token_url, lambda url: self.token_http(NAME, account, url))

@@ -41,17 +41,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sync_pipelines.core.credentials import CredentialsError, Tokens
+from sync_pipelines.core.credentials import Tokens
 from sync_pipelines.core.dg.resources import HttpApiResource, setting
 from sync_pipelines.core.http import (
-    ApiSession, AuthenticationError, ErrorVerdict, HttpClient, IntegrationError, MalformedResponseError,
-    RequestFailed, rate_limiter_for,
+    ApiSession, ErrorVerdict, HttpClient, MalformedResponseError, RequestFailed, rate_limiter_for,
 )
-from sync_pipelines.core.oauth import ReauthorisationRequired, Refresher, TokenSource, call_with_token
+from sync_pipelines.core.oauth import RefreshGrant, Refresher, TokenSource, call_with_token
 from sync_pipelines.core.registry import Account
 from sync_pipelines.core.reports import windows
 from sync_pipelines.defs.linkedin_ads.provider import ACCOUNT_URN, NAME, ad_account_id
@@ -114,21 +113,20 @@ def classify(status: int, headers: Any, body: Any) -> ErrorVerdict:
     return ErrorVerdict("fail", detail)
 
 
-def refresh_token_expiry(body: Any, now: datetime) -> datetime | None:
-    """When the refresh token lapses, from a token answer's ``refresh_token_expires_in`` (seconds
-    left of its year; it does not slide), or None when the answer does not say."""
-    seconds = body.get("refresh_token_expires_in") if isinstance(body, dict) else None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        return None
-    return now + timedelta(seconds=seconds)
-
-
 def _oauth_refused_grant(error: str | None, description: str) -> bool:
     """RFC 6749's ``invalid_grant``, or LinkedIn's ``invalid_request`` saying the refresh token is
     invalid, expired or revoked (only the person can fix either)."""
     text = description.lower()
     return error == "invalid_grant" or (error == "invalid_request" and "refresh token" in text
                                         and any(w in text for w in ("invalid", "expired", "revoked")))
+
+
+# LinkedIn's refresh grant (https://learn.microsoft.com/linkedin/shared/authentication/programmatic-refresh-tokens):
+# the answer's refresh_token_expires_in is what is left of the refresh token's year (it does not slide).
+REFRESH_GRANT = RefreshGrant(NAME, "LinkedIn", CLIENT_ID_ENV, CLIENT_SECRET_ENV,
+                             default_lifetime=timedelta(seconds=ACCESS_TOKEN_SECONDS), refused=_oauth_refused_grant,
+                             refresh_expires_field="refresh_token_expires_in",
+                             refused_detail="it expired (a year after authorisation) or was revoked; reconnect the account")
 
 
 # ------------------------------------------------------------------------------ session
@@ -318,69 +316,6 @@ class LinkedInAdsClient(HttpApiResource):
         """LinkedIn's refresh grant, for core's `TokenSource`: a new access token (60 days); the
         refresh token keeps its original expiry. A refused grant raises `ReauthorisationRequired`."""
         token_url = setting(self.token_url, TOKEN_URL_ENV, DEFAULT_TOKEN_URL)
+        return REFRESH_GRANT.refresher(account, token_url, lambda url: self.token_http(NAME, account, url))
 
-        def refresh(stored: Tokens) -> Tokens:
-            if not stored.refresh_token:
-                raise ReauthorisationRequired(NAME, account, "no refresh token stored: reconnect the account")
-            client_id = os.environ.get(CLIENT_ID_ENV, "").strip()
-            client_secret = os.environ.get(CLIENT_SECRET_ENV, "").strip()
-            if not client_id or not client_secret:
-                raise CredentialsError(f"{NAME} [{account}]: set {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV} (the"
-                                       " LinkedIn app the accounts were connected with)")
-            return self._refresh(token_url, account, client_id, client_secret, stored.refresh_token)
-
-        return refresh
-
-    def _refresh(self, token_url: str, account: str, client_id: str, client_secret: str,
-                 refresh_token: str) -> Tokens:
-        said: dict[str, str] = {}
-
-        def classify_token(status: int, headers: Any, body: Any) -> ErrorVerdict:
-            error = body.get("error") if isinstance(body, dict) else None
-            if isinstance(error, str):  # RFC 6749 §5.2: {"error", "error_description"}
-                said["error"], said["description"] = error, str(body.get("error_description") or "")
-                return ErrorVerdict("retry" if status == 429 or status >= 500 else "fail", f"token endpoint: {error}")
-            if status == 429 or status >= 500:
-                return ErrorVerdict("retry", f"token endpoint answered HTTP {status}")
-            return ErrorVerdict("fail", f"token endpoint answered HTTP {status}")
-
-        http = HttpClient(integration=NAME, account=account, base_url=token_url,
-                          headers={"Accept": "application/json"},
-                          timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
-                          max_retries=self.max_retries, backoff_factor=self.backoff_factor,
-                          backoff_max=self.backoff_max_seconds)
-        issued = datetime.now(UTC)
-        try:
-            body = http.call_json("POST", token_url, classify=classify_token, data={
-                "grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id,
-                "client_secret": client_secret})
-        except IntegrationError:
-            error = said.get("error")
-            if _oauth_refused_grant(error, said.get("description", "")):
-                raise ReauthorisationRequired(NAME, account, f"LinkedIn refused the refresh token ({error}): it expired"
-                                              " (a year after authorisation) or was revoked; reconnect the account"
-                                              ) from None
-            if error in ("invalid_client", "unauthorized_client"):
-                raise AuthenticationError(NAME, account, f"LinkedIn refused the OAuth client ({error})",
-                                          hint=f"check {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}") from None
-            raise
-        finally:
-            http.close()
-        return tokens_from_answer(body, account, issued)
-
-
-def tokens_from_answer(body: Any, account: str, issued: datetime) -> Tokens:
-    """`Tokens` from a token endpoint answer. The refresh token's own expiry is
-    `refresh_token_expiry(body, issued)` (for core's re-authorisation warning)."""
-    access_token = body.get("access_token") if isinstance(body, dict) else None
-    if not isinstance(access_token, str) or not access_token:
-        raise MalformedResponseError(NAME, account, "the token endpoint answered without an access token")
-    expires_in = body.get("expires_in", ACCESS_TOKEN_SECONDS)
-    try:
-        lifetime = timedelta(seconds=int(expires_in))
-    except (TypeError, ValueError):
-        raise MalformedResponseError(NAME, account, f"the token endpoint answered expires_in={expires_in!r}") from None
-    new_refresh = body.get("refresh_token")
-    return Tokens(access_token, new_refresh if isinstance(new_refresh, str) and new_refresh else None,
-                  issued + lifetime, refresh_expires_at=refresh_token_expiry(body, issued))
 

@@ -15,7 +15,7 @@ from sync_pipelines.core.http import RequestFailed
 from sync_pipelines.core.oauth import ReauthorisationRequired
 from sync_pipelines.core.reports import ReportStream, sync_report
 from sync_pipelines.defs.linkedin_ads.client import (
-    _oauth_refused_grant, analytics_query, classify, refresh_token_expiry,
+    _oauth_refused_grant, analytics_query, classify, REFRESH_GRANT,
 )
 from sync_pipelines.defs.linkedin_ads.provider import NAME, ad_account_id
 from sync_pipelines.defs.linkedin_ads.tables import CAMPAIGN_ANALYTICS_DAILY
@@ -205,8 +205,8 @@ def test_the_refresh_tokens_expiry_is_what_is_left_of_its_year(sandbox, client, 
         "grant_type": "refresh_token", "refresh_token": ads.refresh_token, "client_id": "sandbox-linkedin-client",
         "client_secret": "sandbox-linkedin-client-secret"}).json()
     issued = datetime(2026, 1, 1, tzinfo=UTC)
-    assert refresh_token_expiry(answer, issued) == issued + timedelta(days=265)
-    assert refresh_token_expiry({"access_token": "x"}, issued) is None
+    assert REFRESH_GRANT.tokens_from_answer(answer, "a", issued).refresh_expires_at == issued + timedelta(days=265)
+    assert REFRESH_GRANT.tokens_from_answer({"access_token": "x"}, "a", issued).refresh_expires_at is None
 
 
 def test_refused_grants_and_errors_are_classified():
