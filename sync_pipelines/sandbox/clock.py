@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 
 class SettableClock:
@@ -42,3 +43,28 @@ class SettableClock:
             else:
                 self._offset += seconds
         return self.now()
+
+    def _ctl_clock(self, request: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """`/_sandbox/<provider>/clock`: GET reads it; POST `{"now": ISO | null, "frozen": bool}`
+        sets it (null or `"real": true`: the real clock), `{"advance_seconds": n}` moves it on
+        (`set`/`advance` are accepted as older spellings)."""
+        from sync_pipelines.sandbox.control import only_fields
+
+        if request.method == "POST":
+            only_fields(body, {"now", "set", "frozen", "advance_seconds", "advance", "real"})
+            if body.get("real"):
+                self.set_clock(None)
+            for key in ("now", "set"):
+                if key in body:
+                    when = body[key]
+                    try:
+                        parsed = None if when is None else datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+                    except ValueError:
+                        raise ValueError(f"{key} must be an ISO 8601 time with an offset, got {when!r}") from None
+                    self.set_clock(parsed, frozen=bool(body.get("frozen", True)))
+            for key in ("advance_seconds", "advance"):
+                if body.get(key):
+                    self.advance(float(body[key]))
+        with self._clock_lock:
+            frozen = self._frozen is not None
+        return {"now": datetime.fromtimestamp(self.now(), UTC).isoformat(), "frozen": frozen}

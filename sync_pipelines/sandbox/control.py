@@ -144,3 +144,10 @@ class RequestStats:
     def reset(self) -> None:
         with self._lock:
             self._counts = self._empty()
+
+
+def only_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    """Refuse a control request naming fields the endpoint does not take (a typo must not be ignored)."""
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}; expected some of {sorted(allowed)}")

@@ -8,21 +8,15 @@ faults, stats) and the loopback-only rule are in ``sandbox.base`` and ``sandbox.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.clock import SettableClock
+from sync_pipelines.sandbox.control import only_fields
 
 _PREFIX = "/_sandbox/google_ads"
-
-
-def _only(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; expected some of {sorted(allowed)}")
 
 
 class GoogleAdsControl(SettableClock):
@@ -50,7 +44,7 @@ class GoogleAdsControl(SettableClock):
 
     def _ctl_customers(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"customer_id", "currency_code", "time_zone", "campaigns", "manager_id", "descriptive_name"})
+            only_fields(body, {"customer_id", "currency_code", "time_zone", "campaigns", "manager_id", "descriptive_name"})
             if "customer_id" not in body:
                 raise ValueError("customer_id is required")
             data = self.add_customer(str(body["customer_id"]), currency_code=str(body.get("currency_code", "USD")),
@@ -68,7 +62,7 @@ class GoogleAdsControl(SettableClock):
                 "campaigns": [{"id": str(c.id), "name": c.name, "status": c.status(today)} for c in data.campaigns]}
 
     def _ctl_grant(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"client_id", "client_secret", "customers", "refresh_token"})
+        only_fields(body, {"client_id", "client_secret", "customers", "refresh_token"})
         if not isinstance(body.get("client_id"), str) or not isinstance(body.get("client_secret"), str):
             raise ValueError("client_id and client_secret are required")
         customers = body.get("customers")
@@ -79,17 +73,17 @@ class GoogleAdsControl(SettableClock):
         return {"refresh_token": token}
 
     def _ctl_revoke(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"refresh_token"})
+        only_fields(body, {"refresh_token"})
         self.oauth.revoke(str(body.get("refresh_token")))
         return {"revoked": True}
 
     def _ctl_expire(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"refresh_token"})
+        only_fields(body, {"refresh_token"})
         return {"expired": self.oauth.expire_access_tokens(body.get("refresh_token"))}
 
     def _ctl_oauth(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"access_token_seconds", "rotate_refresh_tokens"})
+            only_fields(body, {"access_token_seconds", "rotate_refresh_tokens"})
             if "access_token_seconds" in body:
                 seconds = int(body["access_token_seconds"])
                 if seconds < 1:
@@ -101,7 +95,7 @@ class GoogleAdsControl(SettableClock):
 
     def _ctl_developer_tokens(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"add", "remove", "required"})
+            only_fields(body, {"add", "remove", "required"})
             if "required" in body:
                 self.developer_token_required = bool(body["required"])
             if body.get("add"):
@@ -113,7 +107,7 @@ class GoogleAdsControl(SettableClock):
             return {"count": len(self.developer_tokens), "required": self.developer_token_required}
 
     def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"customer_id", "days", "vanish", "drift"})
+        only_fields(body, {"customer_id", "days", "vanish", "drift"})
         customer_id = str(body.get("customer_id", ""))
         if body.get("drift"):
             return self.drift(customer_id)
@@ -121,25 +115,12 @@ class GoogleAdsControl(SettableClock):
 
     def _ctl_throttle(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"requests", "window_seconds", "scope", "retry_delay_seconds", "retry_info", "reset"})
+            only_fields(body, {"requests", "window_seconds", "scope", "retry_delay_seconds", "retry_info", "reset"})
             self.set_throttle(**{k: v for k, v in body.items() if k != "reset"})
             if body.get("reset"):
                 self.limiter.reset()
         return self.throttle_snapshot()
 
-    def _ctl_clock(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        if request.method == "POST":
-            _only(body, {"set", "frozen", "advance"})
-            if "set" in body:
-                when = body["set"]
-                self.set_clock(None if when is None else datetime.fromisoformat(str(when)),
-                               frozen=bool(body.get("frozen", True)))
-            if body.get("advance"):
-                self.advance(float(body["advance"]))
-        with self._clock_lock:
-            frozen = self._frozen is not None
-        return {"now": datetime.fromtimestamp(self.now(), timezone.utc).isoformat(), "frozen": frozen}
-
     def _ctl_stream_errors(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"n"})
+        only_fields(body, {"n"})
         return {"pending": self.fail_stream_next(int(body.get("n", 1)))}

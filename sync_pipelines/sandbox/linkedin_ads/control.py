@@ -9,13 +9,14 @@ sandbox's own loopback-only control plane), never logged.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.clock import SettableClock
+from sync_pipelines.sandbox.control import only_fields
 
 PREFIX = "/_sandbox/linkedin_ads"
 
@@ -25,12 +26,6 @@ def _day(raw: Any, name: str) -> date:
         return date.fromisoformat(str(raw))
     except ValueError:
         raise ValueError(f"{name} must be a YYYY-MM-DD date, got {raw!r}") from None
-
-
-def _only(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}; expected some of {sorted(allowed)}")
 
 
 class LinkedInAdsControl(SettableClock):
@@ -56,7 +51,7 @@ class LinkedInAdsControl(SettableClock):
 
     def _ctl_accounts(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"account_id", "name", "currency", "campaigns"})
+            only_fields(body, {"account_id", "name", "currency", "campaigns"})
             account = self.add_account(str(body.get("account_id", "")), name=body.get("name"),
                                        currency=body.get("currency", "USD"), campaigns=int(body.get("campaigns", 5)))
             return {**account.info(), "campaigns": [c.id for c in account.campaigns]}
@@ -68,7 +63,7 @@ class LinkedInAdsControl(SettableClock):
     def _ctl_grants(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """A member's authorisation: ``{"accounts": [...], "lifetime_seconds": …}`` → the tokens a
         connect would store (``accounts connect`` JSON, plus the refresh token's expiry)."""
-        _only(body, {"accounts", "lifetime_seconds"})
+        only_fields(body, {"accounts", "lifetime_seconds"})
         accounts = body.get("accounts")
         if accounts is not None and not isinstance(accounts, list):
             raise ValueError("accounts must be a list of ad account ids (or absent: every account)")
@@ -78,45 +73,28 @@ class LinkedInAdsControl(SettableClock):
                 "refresh_token_expires_in": int(grant_expiry - self.now())}
 
     def _ctl_revoke(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"refresh_token"})
+        only_fields(body, {"refresh_token"})
         self.revoke(str(body.get("refresh_token", "")))
         return {"revoked": True}
 
     def _ctl_expire(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, set())
+        only_fields(body, set())
         return {"expired": self.expire_access_tokens()}
 
     def _ctl_cap(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"max_elements"})
+            only_fields(body, {"max_elements"})
             self.set_max_elements(int(body["max_elements"]))
         return {"max_elements": self.max_elements, "truncated_responses": self.truncated_responses}
 
     def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"account_id", "days", "change", "vanish"})
+        only_fields(body, {"account_id", "days", "change", "vanish"})
         return self.restate(str(body.get("account_id", "")), int(body.get("days", 28)),
                             change=body.get("change"), vanish=body.get("vanish"))
 
     def _ctl_drift(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"account_id"})
+        only_fields(body, {"account_id"})
         return self.drift(str(body.get("account_id", "")))
-
-    def _ctl_clock(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        if request.method == "POST":
-            _only(body, {"now", "frozen", "advance_seconds", "real"})
-            if body.get("real"):
-                self.set_clock(None)
-            if "now" in body:
-                try:
-                    parsed = datetime.fromisoformat(str(body["now"]).replace("Z", "+00:00"))
-                except ValueError:
-                    raise ValueError(f"now must be an ISO 8601 time with an offset, got {body['now']!r}") from None
-                self.set_clock(parsed, frozen=bool(body.get("frozen", True)))
-            if "advance_seconds" in body:
-                self.advance(float(body["advance_seconds"]))
-        with self._clock_lock:
-            frozen = self._frozen is not None
-        return {"now": datetime.fromtimestamp(self.now()).astimezone().isoformat(), "frozen": frozen}
 
     def _ctl_analytics(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """The truth: every campaign-day element of an account in since..until (no cap)."""

@@ -8,13 +8,14 @@ sandbox's own control plane, loopback-only), never logged.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.clock import SettableClock
+from sync_pipelines.sandbox.control import only_fields
 
 PREFIX = "/_sandbox/meta_ads"
 
@@ -24,12 +25,6 @@ def _day(raw: Any, name: str) -> date:
         return date.fromisoformat(str(raw))
     except ValueError:
         raise ValueError(f"{name} must be a YYYY-MM-DD date, got {raw!r}") from None
-
-
-def _only(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}; expected some of {sorted(allowed)}")
 
 
 class MetaAdsControl(SettableClock):
@@ -57,7 +52,7 @@ class MetaAdsControl(SettableClock):
 
     def _ctl_accounts(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"account_id", "name", "currency", "timezone_name", "campaigns", "history_start",
+            only_fields(body, {"account_id", "name", "currency", "timezone_name", "campaigns", "history_start",
                          "account_status"})
             account = self.add_account(
                 str(body.get("account_id", "")), name=body.get("name"), currency=body.get("currency", "USD"),
@@ -71,7 +66,7 @@ class MetaAdsControl(SettableClock):
             {"id": c.id, "name": c.name} for c in a.campaigns]} for a in accounts}}
 
     def _ctl_tokens(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"token", "accounts", "expires_in"})
+        only_fields(body, {"token", "accounts", "expires_in"})
         accounts = body.get("accounts")
         if accounts is not None and not isinstance(accounts, list):
             raise ValueError("accounts must be a list of ad account ids (or absent: every account)")
@@ -80,18 +75,18 @@ class MetaAdsControl(SettableClock):
         return {"access_token": token.value, **token.snapshot(self.now())}
 
     def _ctl_token_expire(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"token"})
+        only_fields(body, {"token"})
         self.expire_token(str(body.get("token", "")))
         return {"expired": True}
 
     def _ctl_token_invalidate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"token", "subcode"})
+        only_fields(body, {"token", "subcode"})
         self.invalidate_token(str(body.get("token", "")), int(body.get("subcode", 460)))
         return {"invalidated": True}
 
     def _ctl_jobs(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"account_id", "mode", "polls", "over_days", "count", "clear"})
+            only_fields(body, {"account_id", "mode", "polls", "over_days", "count", "clear"})
             account_id = str(body.get("account_id", ""))
             if body.get("clear"):
                 self.clear_job_behaviour(account_id)
@@ -109,36 +104,19 @@ class MetaAdsControl(SettableClock):
             if burst is not None:
                 if not isinstance(burst, dict):
                     raise ValueError('throttle_next must look like {"account_id": "1", "code": 17, "n": 2}')
-                _only(burst, {"account_id", "code", "n", "regain_minutes"})
+                only_fields(burst, {"account_id", "code", "n", "regain_minutes"})
                 self.throttle_next(str(burst.get("account_id", "")), int(burst.get("code", 80000)),
                                    n=int(burst.get("n", 1)), regain_minutes=int(burst.get("regain_minutes", 0)))
         return self.throttle.snapshot()
 
     def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"account_id", "days", "change", "vanish"})
+        only_fields(body, {"account_id", "days", "change", "vanish"})
         return self.restate(str(body.get("account_id", "")), int(body.get("days", 28)),
                             change=body.get("change"), vanish=body.get("vanish"))
 
     def _ctl_drift(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"account_id"})
+        only_fields(body, {"account_id"})
         return self.drift(str(body.get("account_id", "")))
-
-    def _ctl_clock(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        if request.method == "POST":
-            _only(body, {"now", "frozen", "advance_seconds", "real"})
-            if body.get("real"):
-                self.set_clock(None)
-            if "now" in body:
-                try:
-                    parsed = datetime.fromisoformat(str(body["now"]).replace("Z", "+00:00"))
-                except ValueError:
-                    raise ValueError(f"now must be an ISO 8601 time with an offset, got {body['now']!r}") from None
-                self.set_clock(parsed, frozen=bool(body.get("frozen", True)))
-            if "advance_seconds" in body:
-                self.advance(float(body["advance_seconds"]))
-        with self._clock_lock:
-            frozen = self._frozen is not None
-        return {"now": datetime.fromtimestamp(self.now()).astimezone().isoformat(), "frozen": frozen}
 
     def _ctl_insights(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """The truth: every campaign-day row of an account in since..until, as served now."""

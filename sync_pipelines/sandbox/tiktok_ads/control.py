@@ -8,13 +8,14 @@ loopback-only (``sandbox.control``). Token values are accepted and returned here
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.clock import SettableClock
+from sync_pipelines.sandbox.control import only_fields
 
 PREFIX = "/_sandbox/tiktok_ads"
 
@@ -24,12 +25,6 @@ def _day(raw: Any, name: str) -> date:
         return date.fromisoformat(str(raw))
     except ValueError:
         raise ValueError(f"{name} must be a YYYY-MM-DD date, got {raw!r}") from None
-
-
-def _only(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}; expected some of {sorted(allowed)}")
 
 
 class TikTokAdsControl(SettableClock):
@@ -54,7 +49,7 @@ class TikTokAdsControl(SettableClock):
 
     def _ctl_advertisers(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            _only(body, {"advertiser_id", "name", "currency", "timezone", "campaigns", "history_start"})
+            only_fields(body, {"advertiser_id", "name", "currency", "timezone", "campaigns", "history_start"})
             made = self.add_advertiser(
                 str(body.get("advertiser_id", "")), name=body.get("name"), currency=body.get("currency", "USD"),
                 timezone=body.get("timezone", "America/Los_Angeles"), campaigns=body.get("campaigns", 5),
@@ -66,49 +61,36 @@ class TikTokAdsControl(SettableClock):
                                                                             for c in a.campaigns]} for a in found}}
 
     def _ctl_tokens(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"token", "advertisers", "expires_in", "refreshable"})
+        only_fields(body, {"token", "advertisers", "expires_in", "refreshable"})
         token = self.issue_token(body.get("token"), advertisers=body.get("advertisers"),
                                  expires_in=body.get("expires_in"), refreshable=bool(body.get("refreshable")))
         return {"access_token": token.value, "refresh_token": token.refresh_token, "expires_at": token.expires_at}
 
     def _ctl_revoke(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"token"})
+        only_fields(body, {"token"})
         self.tokens.revoke(str(body.get("token", "")))
         return {"revoked": True}
 
     def _ctl_fail_next(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"advertiser_id", "code", "n", "message"})
+        only_fields(body, {"advertiser_id", "code", "n", "message"})
         self.fail_next(str(body.get("advertiser_id", "")), int(body.get("code", 40100)), n=int(body.get("n", 1)),
                        message=body.get("message"))
         return {"queued": True}
 
     def _ctl_rate_limit(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"requests_per_second"})
+        only_fields(body, {"requests_per_second"})
         value = body.get("requests_per_second")
         self.requests_per_second = None if not value else int(value)
         return {"requests_per_second": self.requests_per_second}
 
     def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"advertiser_id", "days", "change", "vanish"})
+        only_fields(body, {"advertiser_id", "days", "change", "vanish"})
         return self.restate(str(body.get("advertiser_id", "")), int(body.get("days", 7)), change=body.get("change"),
                             vanish=body.get("vanish"))
 
     def _ctl_drift(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"advertiser_id"})
+        only_fields(body, {"advertiser_id"})
         return self.drift(str(body.get("advertiser_id", "")))
-
-    def _ctl_clock(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        if request.method == "POST":
-            _only(body, {"now", "frozen", "real"})
-            if body.get("real"):
-                self.set_clock(None)
-            if "now" in body:
-                try:
-                    when = datetime.fromisoformat(str(body["now"]).replace("Z", "+00:00"))
-                except ValueError:
-                    raise ValueError(f"now must be an ISO 8601 time with an offset, got {body['now']!r}") from None
-                self.set_clock(when, frozen=bool(body.get("frozen", True)))
-        return {"now": datetime.fromtimestamp(self.now()).astimezone().isoformat()}
 
     def _ctl_report(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """The truth: every campaign-day row of an advertiser in since..until, as served now."""
