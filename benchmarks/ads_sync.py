@@ -1,7 +1,7 @@
 """Ad platforms at scale through the real Dagster daemon: 1,000 accounts × 90 days of history.
 
     .venv/bin/python -m benchmarks.ads_sync [--accounts 1000] [--days 90] [--campaigns 5]
-        [--platforms google_ads,meta_ads] [--only unthrottled|throttled] [--merge] [--no-write]
+        [--platforms google_ads,meta_ads,linkedin_ads,tiktok_ads] [--only unthrottled|throttled] [--merge] [--no-write]
 
 A measurement, not a test: nothing here asserts on timings. It prints a summary and writes the
 figures to ``benchmarks/results/ads_sync.json``; method and figures are in ``docs/benchmarks-ads.md``.
@@ -69,8 +69,8 @@ SAMPLE_SECONDS = 0.25
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 # Google: quota per developer token (every customer together); Meta: Business Use Case calls per ad account.
 DEFAULT_THROTTLES = {"google_ads": (100, 10.0, "DEVELOPER"), "meta_ads": (4, 30.0, "ACCOUNT")}
-ENV_PREFIXES_DROPPED = ("DAGSTER_", "GOOGLE_ADS_", "META_", "SHOPIFY_", "SHIPSTATION_", "SYNC_REPORT_",
-                        "SYNC_CREDENTIALS_KEYS")
+ENV_PREFIXES_DROPPED = ("DAGSTER_", "GOOGLE_ADS_", "META_", "LINKEDIN_ADS_", "TIKTOK_", "SHOPIFY_", "SHIPSTATION_",
+                        "SYNC_REPORT_", "SYNC_CREDENTIALS_KEYS")
 
 
 # ----------------------------------------------------------------------------- platforms
@@ -189,7 +189,97 @@ META_ADS = Platform(
     token_requests=lambda stats: int(stats.get("token_exchanges", 0)),
 )
 
-PLATFORMS = {"google_ads": GOOGLE_ADS, "meta_ads": META_ADS}
+LINKEDIN_FIRST_ID = 600_000_000
+LINKEDIN_REFRESH_TOKEN = "AQR-sandbox-benchmark-refresh-token"
+LINKEDIN_ACCESS_TOKEN = "AQV-sandbox-benchmark-access-token"
+
+
+class LinkedInAdsSandboxProcess(SandboxProcess):
+    def __init__(self, ids: list[str], campaigns: int, throttle: Throttle | None, log_path: Path):
+        assert throttle is None, "the LinkedIn sandbox has no quota to turn on (only injected 429s)"
+        command = [sys.executable, "-m", "sync_pipelines.sandbox.linkedin_ads", "--host", "127.0.0.1", "--port", "0",
+                   "--account-count", str(len(ids)), "--first-account-id", ids[0], "--campaigns", str(campaigns),
+                   "--big-account", "", "--refresh-token", LINKEDIN_REFRESH_TOKEN,
+                   "--access-token", LINKEDIN_ACCESS_TOKEN]
+        super().__init__(command, ready_pattern=r"LinkedIn Marketing API sandbox on (http://[^/\s]+)/rest",
+                         log_path=log_path, thread_name="linkedin-ads-sandbox-stdout")
+
+
+def _linkedin_connect(conn: Any, cipher: Any, account: str) -> None:
+    from sync_pipelines.core import credentials
+    from sync_pipelines.core.registry import upsert_account
+    from sync_pipelines.defs.linkedin_ads.provider import DECLARATION, NAME
+
+    upsert_account(conn, DECLARATION, account, credentials_env="", owner=f"user-{int(account) % 97}")
+    # The grant as connecting leaves it: a 60-day access token and a refresh token lapsing in a year.
+    now = datetime.now(UTC)
+    credentials.store(conn, cipher, NAME, account, credentials.Tokens(
+        LINKEDIN_ACCESS_TOKEN, LINKEDIN_REFRESH_TOKEN, now + timedelta(days=59),
+        refresh_expires_at=now + timedelta(days=364)))
+
+
+def _linkedin_env(sandbox: SandboxProcess) -> dict[str, str]:
+    from sync_pipelines.sandbox.linkedin_ads import CLIENT_ID, CLIENT_SECRET
+
+    return {"LINKEDIN_ADS_BASE_URL": sandbox.url, "LINKEDIN_ADS_TOKEN_URL": f"{sandbox.url}/oauth/v2/accessToken",
+            "LINKEDIN_ADS_CLIENT_ID": CLIENT_ID, "LINKEDIN_ADS_CLIENT_SECRET": CLIENT_SECRET}
+
+
+def _linkedin_requests(stats: dict) -> dict[str, int]:
+    """Per ad account, every kind of call (adAnalytics names its accounts in the query, so the
+    sandbox's per-path count does not see them)."""
+    found: dict[str, int] = {}
+    for per in stats.get("calls", {}).values():
+        for account, n in per.items():
+            found[account] = found.get(account, 0) + n
+    return found
+
+
+LINKEDIN_ADS = Platform(
+    name="linkedin_ads", table="linkedin_ads.campaign_analytics_daily", start_sandbox=LinkedInAdsSandboxProcess,
+    account_ids=lambda n: [str(LINKEDIN_FIRST_ID + i) for i in range(n)],
+    connect=_linkedin_connect, env=_linkedin_env, api_requests=_linkedin_requests,
+    token_requests=lambda stats: int(stats.get("token_refreshes", 0)),
+)
+
+TIKTOK_FIRST_ID = 7_100_000_000
+TIKTOK_TOKEN = "sandbox-tiktok-benchmark-token"
+TIKTOK_APP_ID, TIKTOK_APP_SECRET = "sandbox-tiktok-app", "sandbox-tiktok-app-secret"
+
+
+class TikTokAdsSandboxProcess(SandboxProcess):
+    def __init__(self, ids: list[str], campaigns: int, throttle: Throttle | None, log_path: Path):
+        assert throttle is None, "no throttled TikTok scenario yet"
+        command = [sys.executable, "-m", "sync_pipelines.sandbox.tiktok_ads", "--host", "127.0.0.1", "--port", "0",
+                   "--advertiser-count", str(len(ids)), "--first-advertiser-id", ids[0], "--campaigns", str(campaigns),
+                   "--token", TIKTOK_TOKEN, "--app-id", TIKTOK_APP_ID, "--app-secret", TIKTOK_APP_SECRET]
+        super().__init__(command, ready_pattern=r"TikTok Business API sandbox on (http://[^/\s]+)/open_api",
+                         log_path=log_path, thread_name="tiktok-ads-sandbox-stdout")
+
+
+def _tiktok_connect(conn: Any, cipher: Any, account: str) -> None:
+    from sync_pipelines.core import credentials
+    from sync_pipelines.core.registry import upsert_account
+    from sync_pipelines.defs.tiktok_ads.provider import DECLARATION, NAME
+
+    upsert_account(conn, DECLARATION, account, credentials_env="", owner=f"user-{int(account) % 97}")
+    # TikTok's advertiser tokens are long-term: no expiry, no refresh token.
+    credentials.store(conn, cipher, NAME, account, credentials.Tokens(TIKTOK_TOKEN))
+
+
+def _tiktok_env(sandbox: SandboxProcess) -> dict[str, str]:
+    return {"TIKTOK_ADS_BASE_URL": sandbox.url, "TIKTOK_APP_ID": TIKTOK_APP_ID, "TIKTOK_APP_SECRET": TIKTOK_APP_SECRET}
+
+
+TIKTOK_ADS = Platform(
+    name="tiktok_ads", table="tiktok_ads.campaign_metrics_daily", start_sandbox=TikTokAdsSandboxProcess,
+    account_ids=lambda n: [str(TIKTOK_FIRST_ID + i) for i in range(n)],
+    connect=_tiktok_connect, env=_tiktok_env,
+    api_requests=lambda stats: dict(stats.get("requests_by_advertiser", {})),
+    token_requests=lambda stats: int(stats.get("token_refreshes", 0)),
+)
+
+PLATFORMS = {"google_ads": GOOGLE_ADS, "meta_ads": META_ADS, "linkedin_ads": LINKEDIN_ADS, "tiktok_ads": TIKTOK_ADS}
 
 
 def available_platforms() -> list[str]:

@@ -159,28 +159,52 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--accounts", default="508000001,508000002", help="comma-separated ad account ids")
+    parser.add_argument("--accounts", default=None,
+                        help="comma-separated ad account ids; default 508000001,508000002 unless --account-count is given")
+    parser.add_argument("--account-count", type=int, default=0,
+                        help="also serve this many ad accounts with consecutive ids from --first-account-id"
+                             " (benchmarks: 1,000 accounts without a long list)")
+    parser.add_argument("--first-account-id", default="600000000", help="first id of --account-count")
     parser.add_argument("--campaigns", type=int, default=5, help="campaigns per ad account")
     parser.add_argument("--big-account", default="508000999",
                         help="an extra account with 200 campaigns: 90 days exceed the 15,000-element cap ('' for none)")
     parser.add_argument("--currency", default="USD")
     parser.add_argument("--latest-version", default=LATEST_VERSION, help="newest active LinkedIn-Version (YYYYMM)")
+    parser.add_argument("--refresh-token", default=None,
+                        help="the grant's refresh token (default: a random one), so a caller can store it beforehand")
+    parser.add_argument("--access-token", default=None, help="also a valid access token of that grant with this value")
+
+
+def account_ids(args: argparse.Namespace) -> list[str]:
+    """The ids to serve: ``--accounts`` and ``--account-count`` consecutive ids, in that order, once each."""
+    listed = [account_number(a) for a in (args.accounts or "").split(",") if a.strip()]
+    if args.account_count < 0:
+        raise SystemExit("--account-count must be >= 0")
+    first = int(account_number(args.first_account_id))
+    counted = [str(first + i) for i in range(args.account_count)]
+    if not listed and not counted:
+        listed = ["508000001", "508000002"]
+    return list(dict.fromkeys([*listed, *counted]))
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:
     sandbox = LinkedInAdsSandbox(seed=args.seed, latest_version=args.latest_version)
-    ids = [a.strip() for a in args.accounts.split(",") if a.strip()]
+    ids = account_ids(args)
     for account_id in ids:
         sandbox.add_account(account_id, currency=args.currency, campaigns=args.campaigns)
     if args.big_account:
         sandbox.add_account(args.big_account, currency=args.currency, campaigns=200, name="Sandbox big account")
-        ids.append(args.big_account)
-    refresh, access = sandbox.grant()
+        ids.append(account_number(args.big_account))
+    refresh, access = sandbox.grant(refresh_token=args.refresh_token or None)
+    if args.access_token:
+        access = sandbox.access_token(refresh, args.access_token)
+    shown = 10  # a banner of 1,000 account lines helps nobody
 
     def banner(url: str) -> list[str]:
         return [f"LinkedIn Marketing API sandbox on {url}/rest (LinkedIn-Version {sandbox.api_versions[0]}.."
                 f"{sandbox.api_versions[-1]}; token endpoint {url}/oauth/v2/accessToken)",
                 f"  client {CLIENT_ID} / {CLIENT_SECRET}", f"  refresh token {refresh}",
-                f"  access token {access}", *(f"  ad account {a}" for a in ids)]
+                f"  access token {access}", *(f"  ad account {a}" for a in ids[:shown]),
+                *([f"  … and {len(ids) - shown} more ad accounts (to {ids[-1]})"] if len(ids) > shown else [])]
 
     return sandbox, banner

@@ -131,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--advertisers", default="7001,7002", help="comma-separated advertiser ids")
+    parser.add_argument("--advertisers", default=None,
+                        help="comma-separated advertiser ids; default 7001,7002 unless --advertiser-count is given")
+    parser.add_argument("--advertiser-count", type=int, default=0,
+                        help="also serve this many advertisers with consecutive ids from --first-advertiser-id"
+                             " (benchmarks: 1,000 advertisers without a long list)")
+    parser.add_argument("--first-advertiser-id", default="7100000000", help="first id of --advertiser-count")
     parser.add_argument("--campaigns", type=int, default=5, help="campaigns per advertiser")
     parser.add_argument("--currency", default="USD")
     parser.add_argument("--timezone", default="America/Los_Angeles", help="every advertiser's time zone")
@@ -141,17 +146,34 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests-per-second", type=int, default=0, help="per advertiser, then 40100 (0: off)")
 
 
+def advertiser_ids(args: argparse.Namespace) -> list[str]:
+    """The ids to serve: ``--advertisers`` and ``--advertiser-count`` consecutive ids, in that order, once each."""
+    listed = [a.strip() for a in (args.advertisers or "").split(",") if a.strip()]
+    if args.advertiser_count < 0:
+        raise SystemExit("--advertiser-count must be >= 0")
+    if not args.first_advertiser_id.strip().isdigit():
+        raise SystemExit("--first-advertiser-id is digits")
+    first = int(args.first_advertiser_id)
+    counted = [str(first + i) for i in range(args.advertiser_count)]
+    if not listed and not counted:
+        listed = ["7001", "7002"]
+    return list(dict.fromkeys([*listed, *counted]))
+
+
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:
     sandbox = TikTokAdsSandbox(seed=args.seed, app_id=args.app_id, app_secret=args.app_secret,
                                requests_per_second=args.requests_per_second or None)
-    ids = [a.strip() for a in args.advertisers.split(",") if a.strip()]
+    ids = advertiser_ids(args)
     for advertiser_id in ids:
         sandbox.add_advertiser(advertiser_id, currency=args.currency, timezone=args.timezone,
                                campaigns=args.campaigns)
     sandbox.issue_token(args.token)
+    shown = 10  # a banner of 1,000 advertiser lines helps nobody
 
     def banner(url: str) -> list[str]:
         return [f"TikTok Business API sandbox on {url}/open_api/v1.3 (Ctrl-C to stop)",
-                *(f"  advertiser {a}" for a in ids), f"  long-term access token {args.token} (app id {args.app_id})"]
+                *(f"  advertiser {a}" for a in ids[:shown]),
+                *([f"  … and {len(ids) - shown} more advertisers (to {ids[-1]})"] if len(ids) > shown else []),
+                f"  long-term access token {args.token} (app id {args.app_id})"]
 
     return sandbox, banner
