@@ -72,6 +72,7 @@ class ProviderSandbox(ABC):
         self._lock = threading.RLock()
         self._accounts: dict[str, Any] = {}
         self._requests = RequestStats(by=self.stats_by)
+        self._calls: dict[str, dict[str, int]] = {}  # kind of call → account → count (`stats()["calls"]`)
         self._drift = Drift(keys=self._account_keys, tick=lambda key: self.drift(key), what=self.account_kind,
                             thread_name=f"{self.provider}-sandbox-drift", log=log)
 
@@ -103,13 +104,23 @@ class ProviderSandbox(ABC):
         self.stop_drift()
 
     # ----------------------------------------------------------------- stats
+    def _count(self, kind: str, account: str | None) -> None:
+        """One call of `kind` (e.g. "report", "insights") for `account`, for `stats()["calls"]`."""
+        with self._lock:
+            per = self._calls.setdefault(kind, {})
+            per[account or ""] = per.get(account or "", 0) + 1
+
     def stats(self) -> dict[str, Any]:
         s = self._requests.snapshot()
         s["faults_injected"] = self.faults.snapshot()["injected"]
+        with self._lock:
+            s["calls"] = {kind: dict(per) for kind, per in self._calls.items()}
         return s
 
     def reset_stats(self) -> None:
         self._requests.reset()
+        with self._lock:
+            self._calls.clear()
 
     # ------------------------------------------------------------------- app
     def _build_app(self) -> Starlette:

@@ -136,6 +136,20 @@ def serve_foreground(app: Any, host: str, port: int, *, announce: Callable[[str]
         sock.close()
 
 
+def served_ids(listed: str | None, count: int, first: int, *, option: str, default: list[str],
+               normalise: Callable[[str], str] = str.strip, digits: int | None = None) -> list[str]:
+    """The account ids a sandbox's command line serves: the comma-separated `listed` ones, then
+    `count` consecutive ids from `first` (zero-padded to `digits`), each once, in that order;
+    `default` when neither is given. `option` names the flags in errors (``--<option>-count``)."""
+    if count < 0:
+        raise SystemExit(f"--{option}-count must be >= 0")
+    if digits is not None and first + count > 10**digits:
+        raise SystemExit(f"--first-{option}-id + --{option}-count runs past {digits} digits")
+    ids = [x.strip() for x in (listed or "").split(",") if x.strip()]
+    ids += [f"{first + i:0{digits or 0}d}" for i in range(count)]
+    return list(dict.fromkeys(normalise(x) for x in ids or default))
+
+
 def cli_main(argv: list[str] | None, *, prog: str, description: str, port: int, accounts: str,
              add_arguments: Callable[[argparse.ArgumentParser], None],
              build: Callable[[argparse.Namespace], tuple[Any, Callable[[str], Iterable[str]]]]) -> int:

@@ -22,7 +22,7 @@ from sync_pipelines.sandbox.google_ads.mutations import GoogleAdsMutations
 from sync_pipelines.sandbox.google_ads.oauth import OAuthServer
 from sync_pipelines.sandbox.google_ads.routes import MAX_BATCH_ROWS, SUPPORTED_API_VERSIONS, GoogleAdsRoutes
 from sync_pipelines.sandbox.ratelimit import RateLimiter
-from sync_pipelines.sandbox.server import cli_main
+from sync_pipelines.sandbox.server import cli_main, served_ids
 
 log = logging.getLogger(__name__)
 
@@ -204,16 +204,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def customer_ids(args: argparse.Namespace) -> list[str]:
     """The ids to serve: ``--customers`` and ``--customer-count`` consecutive ids, in that order, once each."""
-    listed = [c.strip() for c in (args.customers or "").split(",") if c.strip()]
-    if args.customer_count < 0:
-        raise SystemExit("--customer-count must be >= 0")
-    first = int(normalise_customer_id(args.first_customer_id))
-    if first + args.customer_count > 10**10:
-        raise SystemExit("--first-customer-id + --customer-count runs past 10 digits")
-    counted = [f"{first + i:010d}" for i in range(args.customer_count)]
-    if not listed and not counted:
-        listed = ["1234567890"]
-    return list(dict.fromkeys(normalise_customer_id(c) for c in [*listed, *counted]))
+    return served_ids(args.customers, args.customer_count, int(normalise_customer_id(args.first_customer_id)),
+                      option="customer", default=["1234567890"], normalise=normalise_customer_id, digits=10)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:

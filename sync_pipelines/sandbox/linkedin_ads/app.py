@@ -23,7 +23,7 @@ from sync_pipelines.sandbox.linkedin_ads.data import (
 from sync_pipelines.sandbox.linkedin_ads.mutations import LinkedInAdsMutations
 from sync_pipelines.sandbox.linkedin_ads.oauth import REFRESH_SECONDS, OAuthServer
 from sync_pipelines.sandbox.linkedin_ads.routes import MAX_ELEMENTS, LinkedInAdsRoutes
-from sync_pipelines.sandbox.server import cli_main
+from sync_pipelines.sandbox.server import cli_main, served_ids
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,6 @@ class LinkedInAdsSandbox(LinkedInAdsRoutes, LinkedInAdsControl, LinkedInAdsMutat
         self.max_elements = MAX_ELEMENTS
         self.set_max_elements(max_elements)
         self.truncated_responses = 0
-        self._calls: dict[str, dict[str, int]] = {}
         self._init_clock()
         self.oauth = OAuthServer(client_id, client_secret)
         self.app = self._build_app()
@@ -139,7 +138,6 @@ class LinkedInAdsSandbox(LinkedInAdsRoutes, LinkedInAdsControl, LinkedInAdsMutat
     def stats(self) -> dict[str, Any]:
         s = super().stats()
         with self._lock:
-            s["calls"] = {kind: dict(per) for kind, per in self._calls.items()}
             s["truncated_responses"] = self.truncated_responses
         s["token_refreshes"] = self.oauth.refreshes
         return s
@@ -147,7 +145,6 @@ class LinkedInAdsSandbox(LinkedInAdsRoutes, LinkedInAdsControl, LinkedInAdsMutat
     def reset_stats(self) -> None:
         super().reset_stats()
         with self._lock:
-            self._calls.clear()
             self.truncated_responses = 0
 
 
@@ -177,14 +174,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def account_ids(args: argparse.Namespace) -> list[str]:
     """The ids to serve: ``--accounts`` and ``--account-count`` consecutive ids, in that order, once each."""
-    listed = [account_number(a) for a in (args.accounts or "").split(",") if a.strip()]
-    if args.account_count < 0:
-        raise SystemExit("--account-count must be >= 0")
-    first = int(account_number(args.first_account_id))
-    counted = [str(first + i) for i in range(args.account_count)]
-    if not listed and not counted:
-        listed = ["508000001", "508000002"]
-    return list(dict.fromkeys([*listed, *counted]))
+    return served_ids(args.accounts, args.account_count, int(account_number(args.first_account_id)),
+                      option="account", default=["508000001", "508000002"], normalise=account_number)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:

@@ -57,11 +57,6 @@ class LinkedInAdsRoutes:
         return Response(body, status, headers={"x-li-uuid": "sandbox", "x-restli-protocol-version": "2.0.0"},
                         media_type="application/json")
 
-    def _count(self, kind: str, account_id: str) -> None:
-        with self._lock:
-            per = self._calls.setdefault(kind, {})
-            per[account_id] = per.get(account_id, 0) + 1
-
     async def _serve(self, request: Request, handler, *, restli: bool) -> Response:
         await self.faults.delay()
         account: str | None = request.path_params.get("account_id")

@@ -23,7 +23,7 @@ from sync_pipelines.sandbox.meta_ads.oauth import LONG_LIVED_SECONDS, Token, Tok
 from sync_pipelines.sandbox.meta_ads.reports import InsightsQuery, JobRule, ReportRun, compute_rows
 from sync_pipelines.sandbox.meta_ads.routes import MetaAdsRoutes
 from sync_pipelines.sandbox.meta_ads.throttle import InsightsThrottle
-from sync_pipelines.sandbox.server import cli_main
+from sync_pipelines.sandbox.server import cli_main, served_ids
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ class MetaAdsSandbox(MetaAdsRoutes, MetaAdsControl, MetaAdsMutations, ProviderSa
         self._runs: dict[str, ReportRun] = {}
         self._job_rules: dict[str, list[JobRule]] = {}
         self._next_run = 6_120_000_000_000_000
-        self._calls: dict[str, dict[str, int]] = {}
         self._init_clock()
         self.app = self._build_app()
 
@@ -146,15 +145,8 @@ class MetaAdsSandbox(MetaAdsRoutes, MetaAdsControl, MetaAdsMutations, ProviderSa
     # ---------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
         s = super().stats()
-        with self._lock:
-            s["calls"] = {kind: dict(per) for kind, per in self._calls.items()}
         s["token_exchanges"] = self.tokens.exchanges
         return s
-
-    def reset_stats(self) -> None:
-        super().reset_stats()
-        with self._lock:
-            self._calls.clear()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,14 +180,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def account_ids(args: argparse.Namespace) -> list[str]:
     """The ids to serve: ``--accounts`` and ``--account-count`` consecutive ids, in that order, once each."""
-    listed = [a.strip() for a in (args.accounts or "").split(",") if a.strip()]
-    if args.account_count < 0:
-        raise SystemExit("--account-count must be >= 0")
-    first = int(account_number(args.first_account_id))
-    counted = [str(first + i) for i in range(args.account_count)]
-    if not listed and not counted:
-        listed = ["1001", "1002"]
-    return list(dict.fromkeys(account_number(a) for a in [*listed, *counted]))
+    return served_ids(args.accounts, args.account_count, int(account_number(args.first_account_id)),
+                      option="account", default=["1001", "1002"], normalise=account_number)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:

@@ -93,11 +93,6 @@ class MetaAdsRoutes:
         body = self.faults.corrupt(dumps(payload), fault, _GARBAGE_BODY)
         return Response(body, status, headers=headers, media_type=MEDIA_TYPE)
 
-    def _count(self, kind: str, account_id: str) -> None:
-        with self._lock:
-            per = self._calls.setdefault(kind, {})
-            per[account_id] = per.get(account_id, 0) + 1
-
     # --------------------------------------------------------------- oauth
     async def _oauth(self, request: Request) -> Response:
         await self.faults.delay()

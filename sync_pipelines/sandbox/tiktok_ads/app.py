@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from sync_pipelines.sandbox.base import ProviderSandbox
 from sync_pipelines.sandbox.faults import Faults
-from sync_pipelines.sandbox.server import cli_main
+from sync_pipelines.sandbox.server import cli_main, served_ids
 from sync_pipelines.sandbox.tiktok_ads import reports
 from sync_pipelines.sandbox.tiktok_ads.control import TikTokAdsControl
 from sync_pipelines.sandbox.tiktok_ads.data import DEFAULT_HISTORY_START, Advertiser, generate_advertiser
@@ -50,7 +50,6 @@ class TikTokAdsSandbox(TikTokAdsRoutes, TikTokAdsControl, TikTokAdsMutations, Pr
         self.tokens = TokenStore()
         self._queued: dict[str, deque[list[Any]]] = {}
         self._recent: dict[str, deque[float]] = {}
-        self._calls: dict[str, dict[str, int]] = {}
         self._init_clock()
         self.app = self._build_app()
 
@@ -112,15 +111,8 @@ class TikTokAdsSandbox(TikTokAdsRoutes, TikTokAdsControl, TikTokAdsMutations, Pr
     # ----------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
         s = super().stats()
-        with self._lock:
-            s["calls"] = {kind: dict(per) for kind, per in self._calls.items()}
         s["token_refreshes"] = self.tokens.refreshes
         return s
-
-    def reset_stats(self) -> None:
-        super().reset_stats()
-        with self._lock:
-            self._calls.clear()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,16 +140,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def advertiser_ids(args: argparse.Namespace) -> list[str]:
     """The ids to serve: ``--advertisers`` and ``--advertiser-count`` consecutive ids, in that order, once each."""
-    listed = [a.strip() for a in (args.advertisers or "").split(",") if a.strip()]
-    if args.advertiser_count < 0:
-        raise SystemExit("--advertiser-count must be >= 0")
     if not args.first_advertiser_id.strip().isdigit():
         raise SystemExit("--first-advertiser-id is digits")
-    first = int(args.first_advertiser_id)
-    counted = [str(first + i) for i in range(args.advertiser_count)]
-    if not listed and not counted:
-        listed = ["7001", "7002"]
-    return list(dict.fromkeys([*listed, *counted]))
+    return served_ids(args.advertisers, args.advertiser_count, int(args.first_advertiser_id), option="advertiser",
+                      default=["7001", "7002"])
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:

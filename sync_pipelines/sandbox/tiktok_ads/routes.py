@@ -86,11 +86,6 @@ class TikTokAdsRoutes:
                     raise TikTokError(40100)
                 recent.append(now)
 
-    def _count(self, kind: str, advertiser_id: str | None) -> None:
-        with self._lock:
-            per = self._calls.setdefault(kind, {})
-            per[advertiser_id or ""] = per.get(advertiser_id or "", 0) + 1
-
     def _allowed(self, token: Token, advertiser_id: str) -> Any:
         self.tokens.check(token.value, self.now(), advertiser_id)
         with self._lock:
