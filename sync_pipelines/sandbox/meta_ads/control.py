@@ -31,8 +31,6 @@ class MetaAdsControl(SettableClock):
     """Clock and control plane of `MetaAdsSandbox` (mixed into it). The clock is real time
     unless set; "today" of every account, token expiry and report-run times read it."""
 
-
-    # --------------------------------------------------------------- control
     def _control_table(self) -> list[ControlRoute]:
         return [
             (f"{PREFIX}/accounts", self._ctl_accounts, ["GET", "POST"]),
