@@ -30,7 +30,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from sync_pipelines.core.database import ensure_tables
-from sync_pipelines.core.entities import row_builder
+from sync_pipelines.core.entities import entity_table, row_builder
 from sync_pipelines.core.writer import UpsertWriter, WriteCounts
 
 metadata = sa.MetaData()
@@ -106,8 +106,6 @@ def daily_metrics_table(metadata: sa.MetaData, schema: str, name: str, *, commen
                         **fields: str | Field) -> sa.Table:
     """A platform's campaign × day metrics table with the normalised columns (`NORMALISED`), each
     given as a record path or a `Field`; keyed by (account, campaign_id, date), plus `raw`."""
-    from sync_pipelines.core.entities import entity_table
-
     missing, extra = set(NORMALISED) - set(fields), set(fields) - set(NORMALISED)
     if missing or extra:
         raise TypeError(f"{schema}.{name}: give exactly the normalised columns; missing {sorted(missing)},"
