@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -42,12 +43,15 @@ def entity_table(
     key: Sequence[str],
     updated_at_path: str | None = None,
     soft_delete: bool = False,
+    naive_timestamps_in: str | None = None,
     comment: str | None = None,
 ) -> sa.Table:
     """Declare an entity table keyed by (account, *key).
 
     `soft_delete` adds `deleted_at`, which delete propagation sets for a record a complete
     listing no longer returns (the row stays, marked), and a listing that returns it clears.
+    `naive_timestamps_in`: the IANA zone a timestamp without a UTC offset is in (a provider whose
+    API prints its own wall-clock time, e.g. `2025-04-26 14:30:00`); unset, such a value is refused.
     """
     if soft_delete:
         columns = (*columns, sa.Column("deleted_at", sa.DateTime(timezone=True),
@@ -71,6 +75,7 @@ def entity_table(
         comment=comment,
     )
     table.info["updated_at_path"] = updated_at_path
+    table.info["naive_zone"] = ZoneInfo(naive_timestamps_in) if naive_timestamps_in else None
     return table
 
 
@@ -99,15 +104,19 @@ def dig(record: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def parse_instant(value: Any) -> datetime | None:
-    """An ISO-8601 timestamp as an aware datetime; instants are compared, never strings."""
+def parse_instant(value: Any, naive_zone: ZoneInfo | None = None) -> datetime | None:
+    """An ISO-8601 timestamp as an aware datetime; instants are compared, never strings. One
+    without a UTC offset is read in `naive_zone`, and refused when there is none."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = value
+    else:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if parsed.tzinfo is None:
-        raise ValueError(f"timestamp without a UTC offset: {value!r}")
+        if naive_zone is None:
+            raise ValueError(f"timestamp without a UTC offset: {value!r}")
+        parsed = parsed.replace(tzinfo=naive_zone)
     return parsed
 
 
@@ -115,6 +124,7 @@ def row_builder(table: sa.Table) -> Callable[[str, Mapping[str, Any]], tuple]:
     """A function turning (account, provider record) into a row in `data_columns` order."""
     getters: list[Callable[[str, Mapping[str, Any]], Any]] = []
     updated_at_path = table.info.get("updated_at_path")
+    zone = table.info.get("naive_zone")
     for column in table.columns:
         name = column.name
         if name == "synced_at":
@@ -128,11 +138,11 @@ def row_builder(table: sa.Table) -> Callable[[str, Mapping[str, Any]], tuple]:
         elif name == "source_updated_at":
             if updated_at_path:
                 updated_at = digger(updated_at_path)
-                getters.append(lambda account, record: parse_instant(updated_at(record)))
+                getters.append(lambda account, record: parse_instant(updated_at(record), zone))
             else:
                 getters.append(lambda account, record: None)
         else:
-            getters.append(_getter(column))
+            getters.append(_getter(column, zone))
 
     def build(account: str, record: Mapping[str, Any]) -> tuple:
         return tuple([get(account, record) for get in getters])
@@ -142,7 +152,8 @@ def row_builder(table: sa.Table) -> Callable[[str, Mapping[str, Any]], tuple]:
 
 def key_builder(table: sa.Table) -> Callable[[Mapping[str, Any]], tuple]:
     """A function turning a provider record into its key (the key columns but `account`)."""
-    getters = [_getter(table.columns[name]) for name in key_columns(table) if name != "account"]
+    getters = [_getter(table.columns[name], table.info.get("naive_zone")) for name in key_columns(table)
+               if name != "account"]
 
     def key(record: Mapping[str, Any]) -> tuple:
         return tuple(get("", record) for get in getters)
@@ -173,7 +184,7 @@ def digger(path: str) -> Callable[[Mapping[str, Any]], Any]:
     return get_path
 
 
-def _getter(column: sa.Column) -> Callable[[str, Mapping[str, Any]], Any]:
+def _getter(column: sa.Column, naive_zone: ZoneInfo | None = None) -> Callable[[str, Mapping[str, Any]], Any]:
     get = digger(column.info.get("path", column.name))
     convert = column.info.get("convert")
     if convert is not None:  # e.g. micros → exact Decimal; None stays None
@@ -185,5 +196,5 @@ def _getter(column: sa.Column) -> Callable[[str, Mapping[str, Any]], Any]:
 
         return get_json
     if isinstance(column.type, sa.DateTime):
-        return lambda account, record: parse_instant(get(record))
+        return lambda account, record: parse_instant(get(record), naive_zone)
     return lambda account, record: get(record)

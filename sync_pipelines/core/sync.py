@@ -92,6 +92,7 @@ def sync_stream(
     since = report.cursor_before - stream.overlap if report.cursor_before else None
     updated_at_path = stream.table.info.get("updated_at_path")
     updated_at_of = digger(updated_at_path) if updated_at_path else None
+    naive_zone = stream.table.info.get("naive_zone")
     build = row_builder(stream.table)
     writer = UpsertWriter(stream.table, revive_when_seen=stream.propagate_deletes)
     seen = _SeenKeys(conn, stream.table) if stream.propagate_deletes else None
@@ -124,7 +125,7 @@ def sync_stream(
             stored = versions.lookup(conn, account, records) if versions else {}
             for record in records:
                 report.fetched += 1
-                updated = parse_instant(updated_at_of(record)) if updated_at_of else None
+                updated = parse_instant(updated_at_of(record), naive_zone) if updated_at_of else None
                 if stream.ordered and since is not None and updated is not None and updated < since:
                     report.skipped_older += 1
                     continue
