@@ -47,3 +47,21 @@ def save(conn: psycopg.Connection, stream: str, account: str, value: datetime) -
 def reset(conn: psycopg.Connection, stream: str, account: str) -> None:
     """Forget the cursor so the next run re-reads everything (a full resync)."""
     conn.execute("DELETE FROM sync.cursors WHERE stream = %s AND account = %s", (stream, account))
+
+
+def load_id(conn: psycopg.Connection, stream: str, account: str) -> int | None:
+    """An id high-water mark (streams read newest first by a growing id), or None."""
+    row = conn.execute(
+        "SELECT value FROM sync.cursors WHERE stream = %s AND account = %s", (stream, account)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def save_id(conn: psycopg.Connection, stream: str, account: str, value: int) -> None:
+    """Advance an id mark (never backwards); call inside the transaction that wrote the rows."""
+    conn.execute(
+        "INSERT INTO sync.cursors AS c (stream, account, value) VALUES (%s, %s, %s)"
+        " ON CONFLICT (stream, account) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
+        " WHERE EXCLUDED.value::numeric > c.value::numeric",
+        (stream, account, str(int(value))),
+    )

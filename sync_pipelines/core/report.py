@@ -32,8 +32,8 @@ class SyncReport:
     skipped_same_version: int = 0  # full listings: the stored row has this very provider updated-at
     counts: WriteCounts = field(default_factory=WriteCounts)
     batches: int = 0
-    cursor_before: datetime | None = None
-    cursor_after: datetime | None = None  # as stored (a cursor never moves backwards)
+    cursor_before: datetime | int | None = None  # an instant, or an id mark (newest-first streams)
+    cursor_after: datetime | int | None = None  # as stored (a cursor never moves backwards)
     duration_s: float = 0.0
     table_rows: int = 0
     http: dict[str, int | float] = field(default_factory=dict)

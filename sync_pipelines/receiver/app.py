@@ -39,7 +39,7 @@ from sync_pipelines.core import inbox
 from sync_pipelines.core.database import ensure_tables, resolve_database_url
 from sync_pipelines.core.registry import INTEGRATIONS
 from sync_pipelines.core.providers import TriggerDeclaration, discover_triggers
-from sync_pipelines.core.webhooks import WebhookDeclaration, discover_webhooks
+from sync_pipelines.core.webhooks import WebhookDeclaration, WebhookRequest, discover_webhooks
 from sync_pipelines.receiver import triggers
 from sync_pipelines.receiver.database import DatabaseGate, Unavailable
 from sync_pipelines.receiver.health import check_dagster
@@ -174,14 +174,24 @@ async def _accept(state: ReceiverState, spec: WebhookDeclaration, request: Reque
     if not secrets:
         raise Rejected(503, "not_configured")  # retried by the provider once a secret is set
     headers = request.headers
+    path = _path_segments(request, spec)
     _check_declared_length(request, max_body_bytes)
-    signature = headers.get(spec.signature_header)
-    if not signature:
-        raise Rejected(401, "missing_signature")
+    if spec.authenticate is None:
+        signature = headers.get(spec.signature_header)
+        if not signature:
+            raise Rejected(401, "missing_signature")
     body = await _read_capped(request, max_body_bytes)
-    if not spec.verify(body, signature, secrets):  # on the raw bytes, before any parsing
+    incoming = WebhookRequest(headers=headers, body=body, path=path, query=dict(request.query_params))
+    if spec.authenticate is not None:
+        if not spec.authenticate(incoming, secrets):  # a token in the URL, compared in constant time
+            raise Rejected(401, "bad_token")
+    elif not spec.verify(body, signature, secrets):  # on the raw bytes, before any parsing
         raise Rejected(401, "bad_signature")
-    account, delivery_id, topic = spec.account(headers), spec.delivery_id(headers), spec.topic(headers)
+    try:
+        facts = spec.facts(incoming)
+    except ValueError:
+        raise Rejected(400, "malformed_body") from None
+    account, delivery_id, topic = facts.account, facts.delivery_id, facts.topic
     if not (account and delivery_id and topic):
         raise Rejected(400, "missing_headers", account)
     if len(account) > MAX_KEY_CHARS:  # over-long keys would fail the insert (503) and be retried forever
@@ -194,17 +204,26 @@ async def _accept(state: ReceiverState, spec: WebhookDeclaration, request: Reque
         raise Rejected(400, "unknown_topic", account)
     if not await state.account_active(spec.provider, account):
         raise Rejected(403, "unknown_account", account)
-    payload = _json_object_text(body, account)
+    payload = _json_object_text(body if facts.payload is None else facts.payload, account)
     store = functools.partial(
         inbox.append_async, provider=spec.provider, account=account, topic=topic, delivery_id=delivery_id,
-        payload=payload, triggered_at=spec.triggered_at(headers), event_id=spec.event_id(headers),
-        headers=spec.kept_headers(headers),
+        payload=payload, triggered_at=facts.triggered_at, event_id=facts.event_id,
+        headers=dict(facts.kept_headers),
     )
     try:
         inbox_id, is_new = await state.db.run(store)
     except psycopg.DataError:  # valid JSON that jsonb refuses, e.g. a \u0000 escape
         raise Rejected(400, "unstorable_json", account) from None
     return JSONResponse({"status": "accepted" if is_new else "duplicate", "id": inbox_id})
+
+
+def _path_segments(request: Request, spec: WebhookDeclaration) -> tuple[str, ...]:
+    """The URL segments after `/webhooks/<provider>/`, as many as the provider declares."""
+    rest = request.path_params.get("rest", "")
+    segments = tuple(part for part in rest.split("/") if part) if rest else ()
+    if len(segments) > spec.path_segments or any(len(part) > MAX_KEY_CHARS for part in segments):
+        raise Rejected(404, "unknown_path")
+    return segments
 
 
 async def _accept_trigger(state: ReceiverState, config: triggers.TriggerConfig, job: str, request: Request,
@@ -320,6 +339,13 @@ def create_app(
             return JSONResponse({"error": "unknown_provider"}, status_code=404)
         return await _answer(state, spec.provider, _accept(state, spec, request, max_body_bytes))
 
+    async def probe(request: Request) -> JSONResponse:
+        """A provider checking, on activation, that its delivery URL is reachable (says nothing more)."""
+        spec = declared.get(request.path_params["provider"])
+        if spec is None or not spec.answers_probe:
+            return JSONResponse({"error": "unknown_provider"}, status_code=404)
+        return JSONResponse({"status": "ok"})
+
     async def trigger(request: Request) -> JSONResponse:
         job = request.path_params["job"]
         if job not in trigger_config.jobs:
@@ -364,6 +390,9 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/webhooks/{provider}", webhook, methods=["POST"]),
+            Route("/webhooks/{provider}", probe, methods=["GET"]),
+            Route("/webhooks/{provider}/{rest:path}", webhook, methods=["POST"]),
+            Route("/webhooks/{provider}/{rest:path}", probe, methods=["GET"]),
             Route("/triggers/{job}", trigger, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ],

@@ -45,8 +45,11 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
     return metadata
 
 
-def iso(value: datetime | None) -> str:
-    return value.isoformat() if value else "none"
+def iso(value: datetime | int | None) -> str:
+    """A cursor as text: an instant in ISO 8601, or an id mark (newest-first streams)."""
+    if value is None:
+        return "none"
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _value(value: Any) -> dg.MetadataValue:

@@ -67,6 +67,7 @@ class Route:
     asset_key: dg.AssetKey
     delete: bool = False
     id_path: str = "id"
+    apply: Callable[..., int] | None = None  # a delivery written by the provider's own function
 
 
 def declared_routes(webhooks: WebhookDeclaration) -> tuple[dict[str, Route], Callable[[str], str]]:
@@ -78,10 +79,10 @@ def declared_routes(webhooks: WebhookDeclaration) -> tuple[dict[str, Route], Cal
     routes: dict[str, Route] = {}
     for topic, declared in webhooks.routes.items():
         route = Route(table=declared.table, asset_key=dg.AssetKey(list(declared.asset)), delete=declared.delete,
-                      id_path=declared.id_path)
+                      id_path=declared.id_path, apply=declared.apply)
         known = routes.setdefault(declared.name, route)
         if (known.table is not route.table or known.asset_key != route.asset_key or known.delete != route.delete
-                or known.id_path != route.id_path):
+                or known.id_path != route.id_path or known.apply is not route.apply):
             raise ValueError(f"{webhooks.provider}: topic {topic!r} names route {declared.name!r} with another target")
 
     def topic_of(topic: str) -> str:
@@ -154,8 +155,12 @@ APPLY_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.E
 
 
 def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callable[[str], str], *,
-                    retry_policy: dg.RetryPolicy | None = APPLY_RETRY_POLICY) -> dg.JobDefinition:
-    """A job applying pending deliveries of many accounts; `topic_of` maps a topic to a route name."""
+                    retry_policy: dg.RetryPolicy | None = APPLY_RETRY_POLICY,
+                    after_apply: Callable[..., Mapping[str, int]] | None = None) -> dg.JobDefinition:
+    """A job applying pending deliveries of many accounts; `topic_of` maps a topic to a route name.
+
+    `after_apply(conn, accounts)` (a webhook declaration's) runs once the deliveries are committed,
+    in its own transaction, with the accounts applied (e.g. assigning the new orders they brought)."""
     tables = sorted({r.table for r in routes.values()}, key=lambda t: t.fullname)
 
     @dg.op(
@@ -173,6 +178,11 @@ def build_apply_job(provider: str, routes: Mapping[str, Route], topic_of: Callab
             applier = _Applier(context, conn, provider, config.up_to_id, routes, topic_of)
             for accounts in _transactions(plan):
                 applier.apply(accounts)
+            applied = sorted({e.account for e in applier.done.events})
+            if after_apply is not None and applied:
+                with conn.transaction():
+                    followed = after_apply(conn, applied)
+                context.log.info(f"{provider}: after applying {len(applied)} accounts: {dict(followed)}")
         done = applier.done
         yield from _materializations(routes, done)  # yielded, so stored even when the step then fails
         _log_summary(context, provider, done)
@@ -335,6 +345,9 @@ def apply_events(
         if route.delete:
             deletes.append((name, event))
             continue
+        if route.apply is not None:
+            _apply_own(conn, route, event, result)
+            continue
         try:
             row = row_builder(route.table)(event.account, event.payload)
         except Exception as error:  # pure Python on this delivery alone, e.g. a timestamp without an offset
@@ -352,6 +365,24 @@ def apply_events(
     for name, event in deletes:
         _delete(conn, event.account, routes[name], event, results[(event.account, name)])
     return dict(results)
+
+
+def _apply_own(conn: psycopg.Connection, route: Route, event: inbox.InboxEvent, result: RouteResult) -> None:
+    """One delivery through the provider's own apply function, in a savepoint: a delivery it
+    refuses (ValueError) or the database refuses is set aside without taking the others with it."""
+    assert route.apply is not None
+    try:
+        with conn.transaction():
+            changed = route.apply(conn, event.account, event.payload, event.triggered_at)
+    except Exception as error:
+        if not isinstance(error, ValueError) and not _refused(conn, error):
+            raise
+        result.rejected.append((event.id, _why(error)))
+        return
+    if changed:
+        result.counts.updated += changed
+    else:
+        result.counts.unchanged += 1
 
 
 def _key_positions(table: sa.Table) -> list[int]:

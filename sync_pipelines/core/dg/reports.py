@@ -23,7 +23,6 @@ each materialization's `first_day`/`last_day`), the range is run config.
 
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from sync_pipelines.core import outcomes, report_plan, reports
 from sync_pipelines.core.credentials import Cipher, CredentialsError
 from sync_pipelines.core.database import ensure_tables
 from sync_pipelines.core.dg.assets import require_account
+from sync_pipelines.core.dg.batch import AccountResult, ensure_partitions, run_accounts
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.dg.runs import ACCOUNT_TAG, PROVIDER_TAG, TRIGGER_TAG
 from sync_pipelines.core.http import IntegrationError
@@ -112,17 +112,6 @@ def check_range(config: ReportRange) -> tuple[date | None, date | None]:
     if first and last and last < first:
         raise dg.Failure(description=f"last_day {last} is before first_day {first}", allow_retries=False)
     return first, last
-
-
-@dataclass
-class AccountResult:
-    account: str
-    ok: bool
-    metadata: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    needs_reauth: bool = False
-    first: date | None = None
-    last: date | None = None
 
 
 def sync_account(spec: ReportProvider, app_db: AppDatabase, client: Any, account: Account, config: ReportRange,
@@ -217,31 +206,12 @@ def report_job(spec: ReportProvider) -> dg.JobDefinition:
         accounts, unknown = resolve_accounts(app_db, spec, config)
         if unknown:
             context.log.warning(f"{spec.name}: not registered or inactive, skipped: {', '.join(unknown)}")
-        _ensure_partitions(context.instance, spec, [a.account for a in accounts])
-        results = []
-        with ThreadPoolExecutor(max_workers=max(1, min(config.parallel_accounts, 32)),
-                                thread_name_prefix=spec.name) as pool:
-            futures = [pool.submit(sync_account, spec, app_db, client, a, config, run_id=context.run_id,
-                                   log=context.log.debug) for a in accounts]
-            for future in futures:
-                done = future.result()
-                results.append(done)
-                if done.ok:
-                    yield dg.AssetMaterialization(asset_key=spec.asset_key, partition=done.account,
-                                                  metadata=done.metadata)
-                else:
-                    context.log.error(f"{spec.name} [{done.account}]: {done.error}")
-        with app_db.connect() as conn:
-            outcomes.record(conn, [outcomes.Outcome(spec.job_name, spec.name, r.account, context.run_id, r.ok,
-                                                    r.needs_reauth, r.error, r.first, r.last) for r in results])
-        failed = [r for r in results if not r.ok]
-        context.log.info(f"{spec.name}: {len(results) - len(failed)} of {len(results)} accounts synced")
-        if failed:
-            raise dg.Failure(
-                description=f"{len(failed)} of {len(results)} {spec.name} accounts failed: "
-                + "; ".join(f"{r.account}: {r.error}" for r in failed[:20]) + (" …" if len(failed) > 20 else ""),
-                metadata={"failed_accounts": dg.MetadataValue.json([r.account for r in failed])},
-                allow_retries=False)
+        ensure_partitions(context.instance, spec.partitions, [a.account for a in accounts])
+        yield from run_accounts(
+            context, app_db, provider=spec.name, job_name=spec.job_name, asset_keys=[spec.asset_key],
+            accounts=accounts, parallel=config.parallel_accounts,
+            work=lambda a: sync_account(spec, app_db, client, a, config, run_id=context.run_id,
+                                        log=context.log.debug))
 
     @dg.job(name=spec.job_name, executor_def=dg.in_process_executor,
             tags={PROVIDER_TAG: spec.name, outcomes.PER_ACCOUNT_TAG: "true"},
@@ -251,15 +221,6 @@ def report_job(spec: ReportProvider) -> dg.JobDefinition:
         sync_accounts()
 
     return _job
-
-
-def _ensure_partitions(instance: dg.DagsterInstance, spec: ReportProvider, accounts: list[str]) -> None:
-    """A just-connected account may not have its partition yet (the accounts sensor adds it)."""
-    name = spec.partitions.name
-    assert name is not None
-    missing = sorted(set(accounts) - set(instance.get_dynamic_partitions(name)))
-    if missing:
-        instance.add_dynamic_partitions(name, missing)
 
 
 def run_config(spec: ReportProvider, **config: Any) -> dict:

@@ -1,0 +1,91 @@
+"""Many accounts in one run, each on its own: the loop every batch job shares.
+
+A run is a process that loads the code location (seconds), so at hundreds of accounts a run per
+account per tick would spend more time starting than syncing. A batch op syncs its accounts in
+threads (the work is API-bound); each account's result stays its own: its own materializations
+of its partition, its own row in `sync.account_outcomes` (which the failure alerts fold per
+account), and the run fails at the end naming the accounts that failed, so the Runs list shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from sync_pipelines.core import outcomes
+from sync_pipelines.core.dg.resources import AppDatabase
+
+
+@dataclass
+class AccountResult:
+    """One account's part of a batch run; `assets` are the asset keys it materialized (by default
+    the batch's), each with `metadata`."""
+
+    account: str
+    ok: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    needs_reauth: bool = False
+    first: date | None = None
+    last: date | None = None
+    assets: Sequence[dg.AssetKey] | None = None
+
+
+def run_accounts(
+    context: dg.OpExecutionContext,
+    app_db: AppDatabase,
+    *,
+    provider: str,
+    job_name: str,
+    asset_keys: Sequence[dg.AssetKey],
+    accounts: Sequence[Any],
+    work: Callable[[Any], AccountResult],
+    parallel: int,
+) -> Iterator[dg.AssetMaterialization]:
+    """`work(account)` for each account, `parallel` at a time; yields each success's materializations
+    as it completes (stored even if the run then fails), records every outcome, and fails the step
+    naming the failed accounts. `work` returns failures as results; an exception it raises fails
+    that account alone."""
+    results: list[AccountResult] = []
+
+    def guarded(account: Any) -> AccountResult:
+        try:
+            return work(account)
+        except Exception as error:  # one account's bug or outage must not take the others with it
+            return AccountResult(getattr(account, "account", str(account)), False,
+                                 error=f"{type(error).__name__}: {error}")
+
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, 32)), thread_name_prefix=provider) as pool:
+        for done in pool.map(guarded, accounts):
+            results.append(done)
+            if done.ok:
+                for key in done.assets or asset_keys:
+                    yield dg.AssetMaterialization(asset_key=key, partition=done.account, metadata=done.metadata)
+            else:
+                context.log.error(f"{provider} [{done.account}]: {done.error}")
+    with app_db.connect() as conn:
+        outcomes.record(conn, [outcomes.Outcome(job_name, provider, r.account, context.run_id, r.ok,
+                                                r.needs_reauth, r.error, r.first, r.last) for r in results])
+    failed = [r for r in results if not r.ok]
+    context.log.info(f"{provider}: {len(results) - len(failed)} of {len(results)} accounts synced")
+    if failed:
+        raise dg.Failure(
+            description=f"{len(failed)} of {len(results)} {provider} accounts failed: "
+            + "; ".join(f"{r.account}: {r.error}" for r in failed[:20]) + (" …" if len(failed) > 20 else ""),
+            metadata={"failed_accounts": dg.MetadataValue.json([r.account for r in failed])},
+            allow_retries=False)
+
+
+def ensure_partitions(instance: dg.DagsterInstance, partitions: dg.DynamicPartitionsDefinition,
+                      accounts: Sequence[str]) -> None:
+    """A just-connected account may not have its partition yet (the accounts sensor adds it)."""
+    name = partitions.name
+    assert name is not None
+    missing = sorted(set(accounts) - set(instance.get_dynamic_partitions(name)))
+    if missing:
+        instance.add_dynamic_partitions(name, missing)
