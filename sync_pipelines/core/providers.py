@@ -149,3 +149,24 @@ def discover_triggers(package: ModuleType) -> dict[str, TriggerDeclaration]:
 def unknown_provider_message(name: str, known: dict[str, ProviderDeclaration]) -> str:
     listed = ", ".join(sorted(known)) or "none"
     return f"unknown provider {name!r}: accounts can be added for {listed}"
+
+
+@dataclass(frozen=True)
+class RetentionDeclaration:
+    """A provider's own history rows (e.g. an activity log) that the daily cleanup deletes once
+    older than `days` (overridable in the cleanup run's config by `name`); a folder's `retention.py`."""
+
+    name: str
+    table: object  # an sa.Table (kept untyped: this module imports no SQLAlchemy)
+    timestamp_column: str
+    days: int = 30
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError(f"{self.name}: retention must be at least one day")
+
+
+def discover_retention(package: ModuleType) -> dict[str, RetentionDeclaration]:
+    """Every history table a folder's `retention.py` asks the daily cleanup to trim, by name."""
+    return discover(package, "retention", RetentionDeclaration, name=lambda r: r.name)

@@ -8,6 +8,7 @@ from sync_pipelines.core.dg.alerts import build_failure_alert_sensor
 from sync_pipelines.core.dg.retention import retention_job, retention_schedule
 from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.dg.status import accounts_attention, render_attention, render_table, status_report
+from sync_pipelines.defs.operations.cleanup import cleanup_job, cleanup_schedule
 from sync_pipelines.defs.operations.inbox_retention import inbox_retention_job, inbox_retention_schedule
 
 
@@ -41,8 +42,9 @@ status_job = dg.define_asset_job("sync_status_report", selection=[sync_status], 
 
 defs = dg.Definitions(
     assets=[sync_status],
-    jobs=[status_job, retention_job, inbox_retention_job],
+    jobs=[status_job, retention_job, inbox_retention_job, cleanup_job],
     schedules=[
+        cleanup_schedule,
         retention_schedule,
         inbox_retention_schedule,
         dg.ScheduleDefinition(name="sync_status_hourly", job=status_job, cron_schedule="5 * * * *",
