@@ -16,6 +16,7 @@ import re
 import sys
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
@@ -33,6 +34,7 @@ from sync_pipelines.core.registry import (
     normalise_account,
     set_active,
     set_preferences,
+    set_timezone,
     upsert_account,
 )
 
@@ -76,6 +78,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         help="manual syncs only")
     prefs.add_argument("--cadence", help=f"how often it is synced: {', '.join(CADENCES)}")
     prefs.add_argument("--lookback-days", type=int, help="days each sync re-reads before today")
+    prefs.add_argument("--timezone", help="the account's IANA time zone (e.g. Africa/Algiers): local-time"
+                                          " schedules and local days follow it")
 
     listing = actions.add_parser("list", help="accounts with owner, automation and auth status")
     listing.add_argument("provider", nargs="?")
@@ -239,16 +243,26 @@ def connect(args: argparse.Namespace, stdin, environ) -> int:
 
 
 def set_automation(conn: psycopg.Connection, args: argparse.Namespace) -> int:
-    if args.sync_enabled is None and args.cadence is None and args.lookback_days is None:
-        raise InputError("nothing to change: give --enable or --disable, --cadence or --lookback-days")
+    if args.sync_enabled is None and args.cadence is None and args.lookback_days is None and args.timezone is None:
+        raise InputError("nothing to change: give --enable or --disable, --cadence, --lookback-days or --timezone")
+    if args.timezone is not None:
+        try:
+            ZoneInfo(args.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InputError(f"unknown time zone {args.timezone!r} (an IANA name, e.g. Africa/Algiers)") from None
     try:
-        found = set_preferences(conn, args.declaration, args.account, sync_enabled=args.sync_enabled,
-                                cadence=args.cadence, lookback_days=args.lookback_days)
+        with conn.transaction():
+            found = set_preferences(conn, args.declaration, args.account, sync_enabled=args.sync_enabled,
+                                    cadence=args.cadence, lookback_days=args.lookback_days)
+            if found is not None and args.timezone is not None:
+                set_timezone(conn, found.provider, found.account, args.timezone)
     except ValueError as error:
         raise InputError(str(error)) from None
     if found is None:
         print(f"no such account: {args.provider}/{args.account}")
         return 1
+    if args.timezone is not None:
+        print(f"{found.provider}/{found.account} time zone: {args.timezone}")
     print(f"{found.provider}/{found.account} automation: {automation(found, args.declaration)}")
     return 0
 

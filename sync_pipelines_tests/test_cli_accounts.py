@@ -400,3 +400,15 @@ def test_a_provider_with_automation_and_fixed_schedules_takes_cadence_and_lookba
     assert run(["accounts", "list", "adsdemo"]) == 0
     (line,) = [line for line in capsys.readouterr().out.splitlines() if account in line]
     assert "automation daily + nightly daily 02:00 UTC, lookback 4 d" in line
+
+
+def test_set_timezone_moves_a_stores_local_schedule_and_refuses_unknown_zones(conn, unique, capsys):
+    store = f"tz{unique}"
+    assert run(["accounts", "add", "ecomanager", f"https://{store}.ecomanager.dz", "--credentials-env", "K"]) == 0
+    assert get_account(conn, "ecomanager", store).timezone is None  # the provider's default applies
+    assert run(["accounts", "set", "ecomanager", store, "--timezone", "Europe/Paris"]) == 0
+    assert f"ecomanager/{store} time zone: Europe/Paris" in capsys.readouterr().out
+    assert get_account(conn, "ecomanager", store).timezone == "Europe/Paris"
+    assert run(["accounts", "set", "ecomanager", store, "--timezone", "Mars/Olympus"]) == 2
+    assert "unknown time zone" in capsys.readouterr().err
+    assert get_account(conn, "ecomanager", store).timezone == "Europe/Paris"

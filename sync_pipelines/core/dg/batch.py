@@ -7,8 +7,6 @@ of its partition, its own row in `sync.account_outcomes` (which the failure aler
 account), and the run fails at the end naming the accounts that failed, so the Runs list shows it.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +17,8 @@ import dagster as dg
 
 from sync_pipelines.core import outcomes
 from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.dg.runs import ACCOUNT_TAG, PROVIDER_TAG, TRIGGER_TAG
+from sync_pipelines.core.registry import list_accounts
 
 
 @dataclass
@@ -89,3 +89,70 @@ def ensure_partitions(instance: dg.DagsterInstance, partitions: dg.DynamicPartit
     missing = sorted(set(accounts) - set(instance.get_dynamic_partitions(name)))
     if missing:
         instance.add_dynamic_partitions(name, missing)
+
+
+class BatchConfig(dg.Config):
+    """A batch run: which accounts, and how."""
+
+    accounts: list[str] = []
+    """Account ids; empty: every active, sync-enabled account of the provider."""
+    mode: str = "scheduled"
+    """What each account's sync does (the provider's modes, e.g. `new` orders or a `full` reconciliation)."""
+    parallel_accounts: int = 4
+    """Accounts synced at once within the run (API-bound: threads)."""
+
+
+Work = Callable[[AppDatabase, Any, Any, BatchConfig, Callable[[str], None]], AccountResult]
+"""(app database, client resource, registry account, run config, log) → that account's result."""
+
+
+def batch_op_name(provider: str) -> str:
+    return f"{provider}_sync_accounts"
+
+
+def batch_job_name(provider: str) -> str:
+    return f"{provider}_sync"
+
+
+def batch_job(*, provider: str, client_key: str, partitions: dg.DynamicPartitionsDefinition,
+              asset_keys: Sequence[dg.AssetKey], work: Work, modes: Sequence[str], description: str,
+              tags: dict[str, str] | None = None) -> dg.JobDefinition:
+    """`<provider>_sync`: many accounts per run, each its own materializations and outcome."""
+    @dg.op(name=batch_op_name(provider), out={}, required_resource_keys={"app_db", client_key}, pool=provider,
+           tags={PROVIDER_TAG: provider}, description=description)
+    def sync_accounts(context: dg.OpExecutionContext, config: BatchConfig) -> Iterator[dg.AssetMaterialization]:
+        if config.mode not in modes:
+            raise dg.Failure(description=f"mode must be one of {', '.join(modes)}, not {config.mode!r}",
+                             allow_retries=False)
+        app_db: AppDatabase = context.resources.app_db
+        client = getattr(context.resources, client_key)
+        with app_db.connect() as conn:
+            known = {a.account: a for a in list_accounts(conn, provider, active_only=True)}
+        if config.accounts:
+            wanted = list(dict.fromkeys(config.accounts))
+            unknown = [a for a in wanted if a not in known]
+            if unknown:
+                context.log.warning(f"{provider}: not registered or inactive, skipped: {', '.join(unknown)}")
+            accounts = [known[a] for a in wanted if a in known]
+        else:
+            accounts = [a for a in known.values() if a.sync_enabled]
+        ensure_partitions(context.instance, partitions, [a.account for a in accounts])
+        yield from run_accounts(context, app_db, provider=provider, job_name=batch_job_name(provider),
+                                asset_keys=asset_keys, accounts=accounts, parallel=config.parallel_accounts,
+                                work=lambda account: work(app_db, client, account, config, context.log.debug))
+
+    @dg.job(name=batch_job_name(provider), executor_def=dg.in_process_executor,
+            tags={PROVIDER_TAG: provider, outcomes.PER_ACCOUNT_TAG: "true", **(tags or {})}, description=description)
+    def _job():
+        sync_accounts()
+
+    return _job
+
+
+def batch_request(provider: str, accounts: list[str], run_key: str, mode: str, trigger: str) -> dg.RunRequest:
+    """A batch run of `accounts` in `mode`, tagged for the Runs list and the alerts."""
+    tags = {PROVIDER_TAG: provider, TRIGGER_TAG: trigger, "sync/kind": mode, "sync/accounts": str(len(accounts))}
+    if len(accounts) == 1:
+        tags[ACCOUNT_TAG] = accounts[0]
+    return dg.RunRequest(run_key=run_key, job_name=batch_job_name(provider), tags=tags,
+                         run_config={"ops": {batch_op_name(provider): {"config": {"accounts": accounts, "mode": mode}}}})

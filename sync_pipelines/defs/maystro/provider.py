@@ -3,6 +3,8 @@
 from sync_pipelines.core.providers import ProviderDeclaration
 
 NAME = "maystro"
+DEFAULT_TIMEZONE = "Africa/Algiers"
+"""The stores' default time zone (polls at 00:00, 06:00, 12:00, 18:00 in it; `accounts set --timezone`)."""
 
 
 def normalise_store(account: str) -> str:
@@ -15,7 +17,8 @@ def normalise_store(account: str) -> str:
 
 DECLARATION = ProviderDeclaration(
     name=NAME, normalise_account=normalise_store,
-    schedules={"shipping status": "0 0,6,12,18 * * *"},
+    # schedules.py: every 6 hours on each store's own clock.
+    schedules={"shipping status": "00:00 06:00 12:00 18:00 store time"},
     description="Maystro delivery API; the account is a store name of ours, its API key (Authorization: Token)"
                 " in the env var named by --credentials-env",
 )
