@@ -91,13 +91,15 @@ def _delta(before: float | None, after: float | None) -> float | None:
 
 
 # ----------------------------------------------------------------------------- levers
-LEVERS = ("decode", "build", "encode", "rawbytes")
+LEVERS = ("decode", "build", "encode", "rawbytes", "project")
 LEVER_DOC = {
     "decode": "response bytes parsed by orjson (rowcodec.response_json) instead of requests' .json()",
     "build": "row builder with paths split once and plain-dict reads (entities.digger) instead of dig()",
     "encode": "raw/jsonb columns serialized by orjson (rowcodec.dumps_json) instead of json.dumps",
     "rawbytes": "raw column written from each record's own bytes in the page (rowcodec.loads_page, "
                 "raw_json) instead of re-serializing the parsed record (needs decode)",
+    "project": "only the record keys the orders table reads are decoded (Stream(project=True), "
+               "rowcodec.projected); the rest of each record is skipped by the parser (needs rawbytes)",
 }
 
 
@@ -197,7 +199,7 @@ def run_ours(sandbox: SandboxProcess, dsn: str, levers: set[str], profile: Path 
     # The process-wide registry hands the client this limiter (first caller wins): no rate.
     rate_limiter_for(f"{PROVIDER}:{shop}", rate_per_second=None, burst=1)
     client = ShopifyClient(base_url_template=sandbox.base_url_template(), plan="plus")
-    stream = Stream(name=f"{PROVIDER}/orders", table=ORDERS, ordered=True)
+    stream = Stream(name=f"{PROVIDER}/orders", table=ORDERS, ordered=True, project="project" in levers)
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_tables(conn, [ORDERS, cursors.CURSORS])
         conn.execute(sql.SQL("TRUNCATE {}").format(qualified(ORDERS)))

@@ -88,6 +88,20 @@ def data_columns(table: sa.Table) -> list[str]:
     return [c.name for c in table.columns if c.name != "synced_at"]
 
 
+def record_keys(table: sa.Table) -> set[str]:
+    """The top-level keys of a provider record that the table's rows are built from (what a
+    projected page decode must keep): each column's path head, and the updated-at's."""
+    keys = set()
+    for column in table.columns:
+        if column.name in ("account", "raw", "synced_at", "source_updated_at") or (
+                column.name == "deleted_at" and "path" not in column.info):
+            continue
+        keys.add(column.info.get("path", column.name).split(".", 1)[0])
+    if table.info.get("updated_at_path"):
+        keys.add(table.info["updated_at_path"].split(".", 1)[0])
+    return keys
+
+
 def describe_columns(table: sa.Table) -> list[ColumnInfo]:
     """The table's columns for reports and the UI."""
     keys = set(key_columns(table))

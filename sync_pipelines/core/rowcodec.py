@@ -31,15 +31,27 @@ old way instead:
   escape reaches `jsonb` (and is refused) exactly as before; a body msgspec refuses (`NaN`, …) is
   parsed the old way, into plain dicts, serialized by ``dumps_json``.
 
+- ``projected(keys)``: while a sync reads a stream whose table needs only some of a record's
+  top-level keys, ``loads_page`` decodes only those (a msgspec struct of them; the other fields
+  are skipped by the parser without building a value) — the `raw` column still gets the record's
+  whole bytes. A 7 KB Shopify order has ~60 top-level keys of which the orders table reads 15;
+  the nested objects it skips (line items, addresses, tax lines) are most of the parse and of the
+  objects the garbage collector would have to track. Only records of the page's list are
+  projected; the rest of the body is decoded whole.
+
 `COPY` itself stays with psycopg's ``copy.write_row``: its C implementation formats a row faster
 than text lines built in Python (measured: 8 vs 12 µs per slim order row, 16 vs 26 µs per full one).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import json
 import math
+from collections.abc import Collection, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -135,6 +147,39 @@ def _with_raw(value: Any, raw: msgspec.Raw) -> Any:
     return record
 
 
+_PROJECTION: ContextVar[tuple[str, ...] | None] = ContextVar("rowcodec_projection", default=None)
+
+
+@contextlib.contextmanager
+def projected(keys: Collection[str] | None) -> Iterator[None]:
+    """Within this block (this thread, this context), pages decode only `keys` of each record
+    (None: everything)."""
+    token = _PROJECTION.set(tuple(sorted(keys)) if keys is not None else None)
+    try:
+        yield
+    finally:
+        _PROJECTION.reset(token)
+
+
+@functools.lru_cache(maxsize=64)
+def _projector(keys: tuple[str, ...]) -> tuple[msgspec.json.Decoder, tuple[tuple[str, str], ...]]:
+    """A decoder of the struct holding `keys` (any JSON value each, absent = UNSET)."""
+    fields = [(f"f{i}", Any, msgspec.UNSET) for i in range(len(keys))]
+    struct = msgspec.defstruct("ProjectedRecord", fields, rename={f"f{i}": key for i, key in enumerate(keys)})
+    return msgspec.json.Decoder(struct), tuple((f"f{i}", key) for i, key in enumerate(keys))
+
+
+def _project(item: msgspec.Raw, keys: tuple[str, ...]) -> Any:
+    decoder, names = _projector(keys)
+    try:
+        value = decoder.decode(item)
+    except msgspec.ValidationError:  # not an object: decoded as it is, for the caller to refuse
+        return _DECODER.decode(item)
+    record = RawRecord({key: got for name, key in names if (got := getattr(value, name)) is not msgspec.UNSET})
+    record.raw = item
+    return record
+
+
 def loads_page(content: bytes, list_key: str) -> Any:
     """``loads_bytes(content)``, with each object of the list under ``list_key`` a ``RawRecord``
     carrying its own bytes; raises ``ValueError`` wherever ``loads_bytes`` would (every byte of the
@@ -151,7 +196,9 @@ def loads_page(content: bytes, list_key: str) -> Any:
                 except msgspec.ValidationError:  # not a list: decoded as it is, for the caller to refuse
                     body[key] = _DECODER.decode(raw)
                 else:
-                    body[key] = [_with_raw(_DECODER.decode(item), item) for item in items]
+                    keys = _PROJECTION.get()
+                    body[key] = ([_project(item, keys) for item in items] if keys is not None
+                                 else [_with_raw(_DECODER.decode(item), item) for item in items])
             else:
                 body[key] = _DECODER.decode(raw)
         return body

@@ -41,9 +41,16 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
-from sync_pipelines.core import cursors
+from sync_pipelines.core import cursors, rowcodec
 from sync_pipelines.core.database import ensure_tables, qualified
-from sync_pipelines.core.entities import describe_columns, digger, key_columns, parse_instant, row_builder
+from sync_pipelines.core.entities import (
+    describe_columns,
+    digger,
+    key_columns,
+    parse_instant,
+    record_keys,
+    row_builder,
+)
 from sync_pipelines.core.report import SyncReport
 from sync_pipelines.core.writer import MassDeleteRefused, UpsertWriter
 
@@ -62,6 +69,9 @@ class Stream:
     batch_size: int = 5_000
     propagate_deletes: bool = False  # every run lists everything: soft-delete what it did not return
     max_delete_fraction: float = 0.5  # refuse a propagation deleting more of the live rows than this
+    project: bool = False
+    """Decode only the record keys the table reads (`rowcodec.projected`); for page sources that
+    hand records on unchanged (nothing of theirs reads another key)."""
 
     def __post_init__(self) -> None:
         if self.propagate_deletes and self.ordered:
@@ -119,33 +129,34 @@ def sync_stream(
         rows.clear()
 
     try:
-        # Stored versions are looked up for several pages at once: one round trip per
-        # _LOOKUP_RECORDS records instead of one per page (other streams take pages as they come).
-        for records, is_last in _grouped(fetch(since), _LOOKUP_RECORDS if versions else 0):
-            stored = versions.lookup(conn, account, records) if versions else {}
-            for record in records:
-                report.fetched += 1
-                updated = parse_instant(updated_at_of(record), naive_zone) if updated_at_of else None
-                if stream.ordered and since is not None and updated is not None and updated < since:
-                    report.skipped_older += 1
-                    continue
-                if updated is not None and (newest is None or updated > newest):
-                    newest = updated
-                if stored and updated is not None and updated < since and stored.get(versions.key_of(record)) == updated:
-                    report.skipped_same_version += 1
-                    continue
-                rows.append(build(account, record))
-            if len(rows) >= stream.batch_size or is_last:
-                flush(final=is_last)
-        if seen is not None:  # the listing ended: everything upstream has been read
-            try:
-                report.counts.deleted = writer.soft_delete_missing(
-                    conn, account, seen.table, listed_since=listing_started,
-                    max_delete_fraction=stream.max_delete_fraction)
-            except MassDeleteRefused as refused:
-                report.delete_refused = str(refused)
-                if log:
-                    log(f"{stream.name} [{account}]: {refused}")
+        with rowcodec.projected(record_keys(stream.table) if stream.project else None):
+            # Stored versions are looked up for several pages at once: one round trip per
+            # _LOOKUP_RECORDS records instead of one per page (other streams take pages as they come).
+            for records, is_last in _grouped(fetch(since), _LOOKUP_RECORDS if versions else 0):
+                stored = versions.lookup(conn, account, records) if versions else {}
+                for record in records:
+                    report.fetched += 1
+                    updated = parse_instant(updated_at_of(record), naive_zone) if updated_at_of else None
+                    if stream.ordered and since is not None and updated is not None and updated < since:
+                        report.skipped_older += 1
+                        continue
+                    if updated is not None and (newest is None or updated > newest):
+                        newest = updated
+                    if stored and updated is not None and updated < since and stored.get(versions.key_of(record)) == updated:
+                        report.skipped_same_version += 1
+                        continue
+                    rows.append(build(account, record))
+                if len(rows) >= stream.batch_size or is_last:
+                    flush(final=is_last)
+            if seen is not None:  # the listing ended: everything upstream has been read
+                try:
+                    report.counts.deleted = writer.soft_delete_missing(
+                        conn, account, seen.table, listed_since=listing_started,
+                        max_delete_fraction=stream.max_delete_fraction)
+                except MassDeleteRefused as refused:
+                    report.delete_refused = str(refused)
+                    if log:
+                        log(f"{stream.name} [{account}]: {refused}")
     finally:
         if seen is not None:
             seen.drop(conn)

@@ -147,3 +147,41 @@ def test_nul_escape_in_the_providers_text_is_refused_as_before(conn, unique):
         with pytest.raises(psycopg.errors.UntranslatableCharacter):
             with conn.transaction():
                 UpsertWriter(table).write_batch(conn, [build("acct", records[0])])
+
+
+def test_a_projected_page_decodes_only_the_keys_asked_and_keeps_every_byte_for_raw():
+    from sync_pipelines.core import rowcodec
+
+    body = (b'{"orders": [{"id": 1, "customer": {"id": 7, "tags": "a"}, "line_items": [{"x": 1.50}],'
+            b' "note": null}, {"id": 2}], "next": "c"}')
+    with rowcodec.projected({"id", "customer", "note"}):
+        page = rowcodec.loads_page(body, "orders")
+    first, second = page["orders"]
+    assert first == {"id": 1, "customer": {"id": 7, "tags": "a"}, "note": None}  # line_items skipped
+    assert second == {"id": 2}  # an absent key stays absent
+    assert bytes(first.raw) == b'{"id": 1, "customer": {"id": 7, "tags": "a"}, "line_items": [{"x": 1.50}], "note": null}'
+    assert page["next"] == "c"
+    assert rowcodec.loads_page(body, "orders")["orders"][0]["line_items"] == [{"x": 1.5}]  # outside: whole
+
+
+def test_a_projected_sync_writes_the_same_rows_as_a_whole_decode(conn, unique):
+    import sqlalchemy as sa
+
+    from sync_pipelines.core import rowcodec
+    from sync_pipelines.core.entities import entity_table, record_keys
+    from sync_pipelines.core.sync import Stream, sync_stream
+
+    table = entity_table(sa.MetaData(), f"p_{unique}", "orders",
+                         sa.Column("order_id", sa.BigInteger, nullable=False, info={"path": "id"}),
+                         sa.Column("customer_id", sa.BigInteger, info={"path": "customer.id"}),
+                         sa.Column("total", sa.Numeric), key=["order_id"], updated_at_path="updated_at")
+    assert record_keys(table) == {"id", "customer", "total", "updated_at"}
+    body = (b'{"orders": [{"id": 1, "customer": {"id": 7}, "total": "9.99", "updated_at": "2026-01-01T00:00:00Z",'
+            b' "line_items": [{"sku": "s"}]}]}')
+    results = []
+    for account, project in (("whole", False), ("projected", True)):
+        stream = Stream(name=f"p/{unique}", table=table, project=project)
+        sync_stream(conn, stream, account, lambda since: iter([rowcodec.loads_page(body, "orders")["orders"]]))
+        results.append(conn.execute(f"SELECT order_id, customer_id, total, raw, source_updated_at"
+                                    f" FROM p_{unique}.orders WHERE account = %s", (account,)).fetchall())
+    assert results[0] == results[1] and results[1][0][3]["line_items"] == [{"sku": "s"}]

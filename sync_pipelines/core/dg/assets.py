@@ -86,6 +86,7 @@ def sync_asset(
     description: str,
     ordered: bool = False,
     propagate_deletes: bool = False,
+    project: bool = False,
     owners: Sequence[str] = (),
     cadence: timedelta = timedelta(minutes=30),
 ) -> dg.AssetsDefinition:
@@ -95,13 +96,15 @@ def sync_asset(
     method fails when the module loads; a value that cannot be called with (session, since)
     fails here, when the definitions load). `client_key` is the client resource's key, which
     Dagster checks is bound when the definitions load. `propagate_deletes`: every run reads a
-    complete listing, so rows it did not return are soft-deleted (see `core.sync`). `cadence` is
+    complete listing, so rows it did not return are soft-deleted (see `core.sync`); `project`:
+    pages decode only the record keys the table reads (`core.rowcodec.projected`; the page source
+    must hand records on unchanged). `cadence` is
     how often it is scheduled; the freshness policy warns after two missed syncs and fails after
     four, so stale data shows in the UI.
     """
     pages = check_pages(fetch, f"{provider}/{name}")
     stream = Stream(name=f"{provider}/{name}", table=stream_table, ordered=ordered,
-                    propagate_deletes=propagate_deletes)
+                    propagate_deletes=propagate_deletes, project=project)
 
     @dg.asset(
         name=name,
