@@ -111,14 +111,18 @@ def assign_pending(conn: psycopg.Connection, accounts: Sequence[str] | None = No
         register_stores(conn, NAME, params["accounts"], now)
         result.closed = _close_finished(conn, params)
         result.unassigned = _release_from_agents_gone(conn, params)
+        loads = Counter(dict(conn.execute(
+            f"SELECT agent_id, count(*) FROM {ASSIGNMENTS_SQL} WHERE state = '{OPEN}' GROUP BY agent_id").fetchall()))
+        if not any(a.on_duty and loads[a.agent_id] < a.capacity for a in agents):  # nobody can take one: count
+            result.waiting = conn.execute(f"SELECT count(*) FROM {QUEUE_SQL} WHERE true"
+                                          f"{_filter('account', params['accounts'])}", params).fetchone()[0]
+            return result
         queue = conn.execute(
             f"SELECT account, order_id, previous_agent_id, excluded_agents, reason FROM {QUEUE_SQL}"
             f" WHERE true{_filter('account', params['accounts'])} ORDER BY waiting_since, account, order_id",
             params).fetchall()
         if not queue:
             return result
-        loads = Counter(dict(conn.execute(
-            f"SELECT agent_id, count(*) FROM {ASSIGNMENTS_SQL} WHERE state = '{OPEN}' GROUP BY agent_id").fetchall()))
         plan = _plan(queue, [a for a in agents if a.on_duty], loads, max((a.rotation for a in agents), default=0))
         written = _write(conn, plan, params)
         rotations = {agent.agent_id: agent.rotation for agent in agents}  # advanced by _plan
