@@ -10,7 +10,8 @@ activation; a 200 is wanted within 5 s, else the delivery is retried up to 6 tim
 We choose the secret when creating a store's webhooks, so one secret (`ECOMANAGER_WEBHOOK_SECRET`,
 and `ECOMANAGER_WEBHOOK_SECRET_PREVIOUS` during a rotation) serves every store. A retry repeats the
 same body, so the delivery id is the webhook id plus a hash of the body: retries de-duplicate,
-distinct events (their `updated_at` differs) do not.
+distinct events (their `updated_at` differs) do not. Once a run has applied deliveries, the new
+orders they brought are assigned to agents (`after_apply`), without waiting for the hourly sync.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from sync_pipelines.core.entities import parse_instant
 from sync_pipelines.core.headers import header
 from sync_pipelines.core.webhooks import DeliveryFacts, TopicRoute, WebhookDeclaration, WebhookRequest
-from sync_pipelines.defs.ecomanager import tables
+from sync_pipelines.defs.ecomanager import assignment, tables
 from sync_pipelines.defs.ecomanager.provider import DECLARATION as _PROVIDER
 
 PROVIDER = _PROVIDER.name
@@ -96,6 +97,11 @@ def _updated_at(body: bytes):
         return None
 
 
+def assign_new_orders(conn, accounts: Sequence[str]) -> dict:
+    """After deliveries are applied: a new order brought by OrderCreated is assigned at once."""
+    return assignment.assign_pending(conn, list(accounts)).as_metadata()
+
+
 WEBHOOKS = WebhookDeclaration(
     provider=PROVIDER,
     signature_header=SIGNATURE_HEADER,
@@ -104,4 +110,5 @@ WEBHOOKS = WebhookDeclaration(
     read=read,
     answers_probe=True,
     routes=ROUTES,
+    after_apply=assign_new_orders,
 )
