@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 # Maystro's codes and French names (the seed's STATUS_MAPPING, "from Maystro API documentation").
