@@ -213,3 +213,23 @@ def test_a_single_page_listing_makes_one_request(make_server):
     client = client_for(server)
     assert list(concurrent_pages(client, reader(client))) == [[{"n": 0}, {"n": 1}, {"n": 2}]]
     assert server.pages_requested() == [1]
+
+
+def test_the_shared_client_counts_every_wait_and_call_of_its_threads(make_server):
+    """Threads sharing a client: a statistic read before a wait and written after it would lose
+    the other threads' updates made meanwhile."""
+
+    class SlowLimiter(RateLimiter):
+        def acquire(self) -> float:
+            time.sleep(0.02)
+            return 0.02
+
+    server = make_server(total=1)
+    client = client_for(server, SlowLimiter(None))
+    threads = [threading.Thread(target=lambda: [client._before_send() for _ in range(5)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert client.stats.calls == 20
+    assert client.stats.wait_seconds == pytest.approx(0.4)

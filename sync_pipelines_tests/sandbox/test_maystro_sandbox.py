@@ -200,3 +200,18 @@ def test_the_command_line_serves_named_stores_with_a_webhook_url_per_store():
     assert sandbox.store("sandbox-maystro-north").order(1)["external_order_id"] == "EC-1"
     assert sandbox.limiter.enabled is False
     assert "Token sandbox-maystro-north" in "\n".join(banner("http://127.0.0.1:8773"))
+
+
+def test_the_test_request_sends_the_newest_order_to_the_hooks(box, receiver):
+    box.store("key-a").webhook_urls.append(receiver.url)
+    sent = requests.post(box.url + "/api/stores/hooks/test/request/", headers={"Authorization": "Token key-a"},
+                         timeout=5)
+    assert sent.status_code == 200
+    deadline = time.monotonic() + 5
+    while not receiver.bodies and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert json.loads(base64.b64decode(receiver.bodies[0]["message"]["data"]))["payload"]["external_order_id"] == "ORD-65"
+    box.add_store("key-empty", orders=0)
+    empty = requests.post(box.url + "/api/stores/hooks/test/request/", headers={"Authorization": "Token key-empty"},
+                          timeout=5)
+    assert empty.status_code == 400

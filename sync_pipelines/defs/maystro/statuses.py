@@ -68,16 +68,19 @@ class StatusCounts:
 class OrderMatching:
     """Where our orders are: `table` ("schema.table"), the column holding the reference Maystro
     knows as `external_order_id`, and optionally columns holding Maystro's display id and the
-    tracking number (tried in that order for a shipment the reference did not match)."""
+    tracking number (tried in that order for a shipment the reference did not match).
+    `account_column`: only orders whose column equals the Maystro account match (when our stores
+    share names across providers and references repeat between stores)."""
 
     table: str = "ecomanager.orders"
     reference_column: str = "reference"
     display_id_column: str | None = None
     tracking_column: str | None = None
+    account_column: str | None = None
 
     def __post_init__(self) -> None:
         parts = self.table.split(".")
-        names = [*parts, self.reference_column, self.display_id_column, self.tracking_column]
+        names = [*parts, self.reference_column, self.display_id_column, self.tracking_column, self.account_column]
         if len(parts) != 2 or not all(_IDENTIFIER.match(n) for n in names if n is not None):
             raise ValueError(f"OrderMatching: expected schema.table and plain column names, got "
                              f"{self.table!r}, {self.reference_column!r}")
@@ -191,7 +194,7 @@ def _apply_batch(conn: psycopg.Connection, account: str, records: list[Mapping[s
                  matcher: _Matcher, changed_at: datetime | None, full: bool) -> StatusCounts:
     by_id = {str(r["id"]): r for r in records}  # a listing that shifted while paged repeats records
     rows = [list(_stage_row(account, r)) for r in by_id.values()]
-    matches = matcher.match(conn, [dict(zip(_STAGE, row)) for row in rows])
+    matches = matcher.match(conn, account, [dict(zip(_STAGE, row)) for row in rows])
     for row, reference in zip(rows, matches):
         row[-1] = reference
     with conn.transaction():
@@ -291,6 +294,8 @@ class _Matcher:
             "SELECT column_name, udt_name FROM information_schema.columns WHERE table_schema = %s"
             " AND table_name = %s", (schema, table)).fetchall())
         self.integer_columns = set()
+        if matching.account_column and matching.account_column not in types:
+            raise ValueError(f"OrderMatching: {matching.table} has no column {matching.account_column!r}")
         for _, column in matching.by():
             if column not in types:
                 raise ValueError(f"OrderMatching: {matching.table} has no column {column!r}")
@@ -298,7 +303,7 @@ class _Matcher:
                 self.integer_columns.add(column)
             _ensure_index(conn, schema, table, column)
 
-    def match(self, conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[str | None]:
+    def match(self, conn: psycopg.Connection, account: str, rows: list[dict[str, Any]]) -> list[str | None]:
         """Our order's reference for each row (None: no match)."""
         found: list[str | None] = [None] * len(rows)
         if not self.enabled:
@@ -312,7 +317,11 @@ class _Matcher:
                 values = [int(v) for v in values if re.fullmatch(r"-?\d{1,18}", v)]
             query = sql.SQL("SELECT {col}::text, {ref}::text FROM {table} WHERE {col} = ANY(%s)").format(
                 col=sql.Identifier(column), ref=sql.Identifier(self.matching.reference_column), table=self.table)
-            hits = dict(conn.execute(query, (values,)).fetchall())
+            params: tuple = (values,)
+            if self.matching.account_column:
+                query += sql.SQL(" AND {} = %s").format(sql.Identifier(self.matching.account_column))
+                params = (values, account)
+            hits = dict(conn.execute(query, params).fetchall())
             found = [f if f is not None else hits.get(str(r.get(field))) for r, f in zip(rows, found)]
         return found
 

@@ -189,6 +189,9 @@ class MaystroRoutes:
         return 204, None
 
     def _test_hook(self, request: Request, store: StoreData, body: Any) -> tuple[int, Any]:
+        """Sends the newest order's status to the store's hooks, as a status change would."""
+        if store.size == 0:
+            return 400, {"detail": "No order to send."}
         threading.Thread(target=self.send_status_webhooks, args=(store.api_key, [store.size]), daemon=True).start()
         return 200, {"detail": "Test request sent."}
 

@@ -128,6 +128,15 @@ def test_matching_by_reference_then_display_id_then_tracking_through_an_index(co
     assert shipments(conn, account)["m-4"][5] == "REF-4"
 
 
+def test_matching_can_be_limited_to_the_account_s_own_orders(conn, unique, our_orders):
+    conn.execute(f"ALTER TABLE {our_orders} ADD COLUMN account text")
+    conn.execute(f"UPDATE {our_orders} SET account = 'north-{unique}' WHERE reference = 'REF-1'")
+    matching = OrderMatching(table=our_orders, account_column="account")
+    north = apply_statuses(conn, f"north-{unique}", [order(1, 6)], source="poll", matching=matching)
+    south = apply_statuses(conn, f"south-{unique}", [order(1, 6)], source="poll", matching=matching)
+    assert (north.matched, south.matched) == (1, 0)
+
+
 def test_a_missing_orders_table_means_no_matches(conn, unique):
     counts = apply_statuses(conn, f"nm-{unique}", [order(1, 4)], source="poll", matching=NOWHERE)
     assert (counts.matched, counts.unmatched, counts.new) == (0, 1, 1)
