@@ -56,7 +56,7 @@ class MaystroSession(ApiSession):
 
     def _orders_page(self, number: int) -> Page:
         try:
-            body = self.http.get_json(ORDERS_PATH, {"page": number} if number > 1 else None)
+            body = self.http.get_json(ORDERS_PATH, {"page": number})  # the seed asks ?page=1 too
         except RequestFailed as error:
             if error.status == 404 and number > 1:  # "Invalid page.": the listing got shorter
                 return Page([], False)
