@@ -16,6 +16,7 @@
                                         re-authorisation and failed batch-run accounts
     sync-pipelines agents add|set|list|deactivate|unassign|queue|assign|assign-from   EcoManager agents
     sync-pipelines db start | stop | url | env
+    sync-pipelines maystro statuses list [--json] | set CODE LABEL STATUS   Maystro's status mapping
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 from sync_pipelines.cli_accounts import add_parsers as add_account_parsers
 from sync_pipelines.cli_accounts import prepare as prepare_accounts
 from sync_pipelines.cli_agents import add_parsers as add_agent_parsers
+from sync_pipelines.cli_maystro import add_parsers as add_maystro_parsers
 from sync_pipelines.core.connection import DatabaseConnectionError
 from sync_pipelines.core.database import redact_url, resolve_database_url
 from sync_pipelines.core.embedded import EmbeddedPostgres
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_account_parsers(sub)
     add_agent_parsers(sub)
+    add_maystro_parsers(sub)
 
     status = sub.add_parser("status", help="per provider and account: last sync, failures, durations, records")
     status.add_argument("--days", type=int, default=7)

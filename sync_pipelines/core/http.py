@@ -302,8 +302,10 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 # ------------------------------------------------------------------------ client
 class HttpClient:
-    """One requests.Session per provider account. Not meant to be shared across
-    threads (sessions aren't thread-safe); share the RateLimiter instead."""
+    """One requests.Session per provider account. Its GETs may run on several threads at once
+    (`core.concurrent_pages`): the statistics are updated under a lock, the rate limiter is
+    thread-safe, urllib3's pool is, and `pool_size` connections are kept open (at least the
+    number of threads). Writes and header changes stay single-threaded."""
 
     def __init__(self, *, integration: str, account: str, base_url: str, headers: Mapping[str, str],
                  timeout: tuple[float, float] = (5.0, 30.0), max_retries: int = 6,
@@ -311,7 +313,7 @@ class HttpClient:
                  malformed_retries: int = 3, rate_limiter: RateLimiter | None = None,
                  rate_limit_headers: RateLimitHeaders | BucketHeader | None = None, sleep: Sleep = time.sleep,
                  max_retry_after: float = 120.0, classify: ErrorClassifier | None = None,
-                 classify_ok: ErrorClassifier | None = None):
+                 classify_ok: ErrorClassifier | None = None, pool_size: int = 10):
         parts = urlsplit(base_url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ValueError("base_url must be an absolute http(s) URL")
@@ -324,6 +326,7 @@ class HttpClient:
         self.malformed_retries, self.max_retry_after = malformed_retries, max_retry_after
         self.rate_limiter, self.rate_limit_headers = rate_limiter, rate_limit_headers
         self.stats = CallStats()
+        self._stats_lock = threading.Lock()
         self.classify, self.classify_ok = classify, classify_ok
         self._sleep = sleep
         self._origin = _origin(base_url)
@@ -343,26 +346,31 @@ class HttpClient:
         retry.owner = self
         self._session = requests.Session()
         self._session.headers.update(headers)
-        adapter = HTTPAdapter(max_retries=retry)
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=max(1, pool_size))
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
     # -- plumbing used by CountingRetry
+    def _bump(self, name: str, amount: float = 1) -> None:
+        """Add to one statistic; under a lock, as concurrent GETs share the client."""
+        with self._stats_lock:
+            setattr(self.stats, name, getattr(self.stats, name) + amount)
+
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
             self._sleep(seconds)
-            self.stats.wait_seconds += seconds
+            self._bump("wait_seconds", seconds)
 
     def _before_send(self) -> None:
         if self.rate_limiter is not None:
-            self.stats.wait_seconds += self.rate_limiter.acquire()
-        self.stats.calls += 1
+            self._bump("wait_seconds", self.rate_limiter.acquire())
+        self._bump("calls")
 
     def _saw_response(self, status: int, headers: Mapping[str, str]) -> None:
         if status == 429:
-            self.stats.throttled += 1
+            self._bump("throttled")
         elif status >= 500:
-            self.stats.server_errors += 1
+            self._bump("server_errors")
         if self.rate_limiter is not None and self.rate_limit_headers is not None:
             self.rate_limit_headers.apply(self.rate_limiter, headers, max_pause=self.max_retry_after)
 
@@ -422,7 +430,7 @@ class HttpClient:
         problem, resp, status = "", None, None
         for attempt in range(self.malformed_retries + 1):
             if attempt:
-                self.stats.retries += 1
+                self._bump("retries")
                 self._wait(self._backoff(attempt))
             try:
                 resp = self.get(path_or_url, params)
@@ -438,7 +446,7 @@ class HttpClient:
                 if isinstance(body, dict) and isinstance(body.get(list_key), list):
                     return body, resp
                 problem = f"response has no list under {list_key!r}"
-            self.stats.malformed += 1
+            self._bump("malformed")
         path = urlsplit(self.resolve(path_or_url)).path
         raise self._error(MalformedResponseError, f"{problem} (after {self.malformed_retries} re-requests)",
                           path, status)
@@ -472,7 +480,7 @@ class HttpClient:
             if self.rate_limiter is not None:
                 self.rate_limiter.penalize(delay)  # other clients of this account back off too
             self._wait(delay)
-            self.stats.retries += 1
+            self._bump("retries")
         assert resp is not None
         if resp.status_code < 300:
             return resp.json() if resp.content else None
@@ -517,7 +525,7 @@ class HttpClient:
                 raise self._retry_after_too_long(e.seconds, path, method) from None
             except requests.RequestException as e:
                 if attempt < self.max_retries:
-                    self.stats.retries += 1
+                    self._bump("retries")
                     self._wait(self._backoff(attempt + 1))
                     continue
                 raise self._error(TransportError, f"transport failure ({type(e).__name__}) after retries",
@@ -535,7 +543,7 @@ class HttpClient:
                 if verdict is None:
                     return body
                 if verdict.kind == "throttle":
-                    self.stats.throttled += 1
+                    self._bump("throttled")
             else:
                 verdict = classify(resp.status_code, resp.headers, _json_or_none(resp)) if classify else None
             kind = verdict.kind if verdict else _default_kind(resp.status_code)
@@ -549,7 +557,7 @@ class HttpClient:
                 delay = max(self._backoff(attempt + 1), asked)
                 if kind == "throttle" and self.rate_limiter is not None:
                     self.rate_limiter.penalize(delay)  # other sessions of this account back off too
-                self.stats.retries += 1
+                self._bump("retries")
                 self._wait(delay)
                 continue
             if verdict is None:

@@ -65,5 +65,5 @@ class CountingRetry(Retry):
         if response is not None and response.status == 429 and owner.rate_limiter is not None:
             owner.rate_limiter.penalize(delay)  # other clients of this account back off too
         owner._wait(delay)
-        owner.stats.retries += 1
+        owner._bump("retries")
         owner._before_send()

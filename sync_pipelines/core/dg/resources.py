@@ -92,6 +92,7 @@ class HttpApiResource(dg.ConfigurableResource):
         headers: Mapping[str, str],
         rate_limiter: RateLimiter | None,
         rate_limit_headers: RateLimitHeaders | BucketHeader | None,
+        pool_size: int = 10,
     ) -> HttpClient:
         return HttpClient(
             integration=integration,
@@ -105,6 +106,7 @@ class HttpApiResource(dg.ConfigurableResource):
             malformed_retries=self.malformed_retries,
             rate_limiter=rate_limiter,
             rate_limit_headers=rate_limit_headers,
+            pool_size=pool_size,
         )
 
     def token_http(self, integration: str, account: str, token_url: str) -> HttpClient:
