@@ -96,8 +96,9 @@ class BatchConfig(dg.Config):
 
     accounts: list[str] = []
     """Account ids; empty: every active, sync-enabled account of the provider."""
-    mode: str = "scheduled"
-    """What each account's sync does (the provider's modes, e.g. `new` orders or a `full` reconciliation)."""
+    mode: str | None = None
+    """What each account's sync does (the provider's modes, e.g. `new` orders or a `full`
+    reconciliation); unset: the provider's first (usual) mode."""
     parallel_accounts: int = 4
     """Accounts synced at once within the run (API-bound: threads)."""
 
@@ -121,6 +122,8 @@ def batch_job(*, provider: str, client_key: str, partitions: dg.DynamicPartition
     @dg.op(name=batch_op_name(provider), out={}, required_resource_keys={"app_db", client_key}, pool=provider,
            tags={PROVIDER_TAG: provider}, description=description)
     def sync_accounts(context: dg.OpExecutionContext, config: BatchConfig) -> Iterator[dg.AssetMaterialization]:
+        if config.mode is None:
+            config = config.model_copy(update={"mode": modes[0]})
         if config.mode not in modes:
             raise dg.Failure(description=f"mode must be one of {', '.join(modes)}, not {config.mode!r}",
                              allow_retries=False)
