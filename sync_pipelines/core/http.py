@@ -715,3 +715,42 @@ def paginate_link_header(client: HttpClient, path: str, *, params: Mapping[str, 
         if url in seen:
             raise client._error(MalformedResponseError, "pagination loop (next link already visited)",
                                 urlsplit(url).path)
+
+
+def _at_path(body: Any, dotted: str) -> Any:
+    """`body["meta"]["next_cursor"]` for "meta.next_cursor"; None where any step is missing."""
+    value = body
+    for key in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def paginate_body_cursor(client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None,
+                         items_key: str = "data", cursor_path: str = "meta.next_cursor",
+                         cursor_param: str = "cursor", max_pages: int = MAX_PAGES) -> Iterator[list[dict]]:
+    """Follow an opaque cursor the *body* carries (Laravel's `cursorPaginate`: the next page is the
+    same request plus ``?cursor=<meta.next_cursor>``) until the cursor is null/empty or a page comes
+    back empty. Lazy: each page is requested only when the caller asks for it, so a caller that stops
+    early pays for exactly the pages it read. A cursor seen twice is a loop and raises
+    MalformedResponseError, as do more than `max_pages` pages and a page without a list under
+    `items_key` (after re-requests). The original params are sent with every page."""
+    query = dict(params or {})
+    query.pop(cursor_param, None)
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        body, _resp = client.get_json_response(path, {**query, cursor_param: cursor} if cursor else query,
+                                               list_key=items_key)
+        items = body[items_key]
+        yield items
+        nxt = _at_path(body, cursor_path)
+        if not items or nxt is None or isinstance(nxt, bool) or nxt == "":
+            return
+        cursor = str(nxt)
+        if cursor in seen:
+            raise client._error(MalformedResponseError, "pagination loop (cursor already visited)",
+                                urlsplit(client.resolve(path)).path)
+        seen.add(cursor)
+    raise _too_many_pages(client, client.resolve(path), max_pages)
