@@ -57,8 +57,10 @@ def test_stopping_early_costs_only_the_pages_read(server, clock):
 
 
 @pytest.mark.parametrize("meta", [{"next_cursor": None}, {"next_cursor": ""}, {}, None])
-def test_stops_without_a_next_cursor(server, clock, meta):
-    body = {"data": [{"id": 1}], **({"meta": meta} if meta is not None else {})}
+@pytest.mark.parametrize("links", [None, {"next": None}, {"next": ""}])
+def test_stops_without_a_next_cursor_or_link(server, clock, meta, links):
+    body = {"data": [{"id": 1}], **({"meta": meta} if meta is not None else {}),
+            **({"links": links} if links is not None else {})}
     server.script("/orders", (200, body), (200, page([{"id": 0}], None)))
     with make_client(server, clock) as client:
         assert list(paginate_body_cursor(client, "/orders")) == [[{"id": 1}]]
@@ -88,6 +90,34 @@ def test_a_repeated_cursor_is_a_loop(server, clock):
         with pytest.raises(MalformedResponseError, match="loop"):
             list(paginate_body_cursor(client, "/orders"))
     assert len(server.hits("/orders")) == 2
+
+
+def test_without_a_cursor_a_next_link_is_followed_with_the_params_it_lacks(server, clock):
+    base = server.url
+    server.script("/orders", (200, {"data": [{"id": 1}], "links": {"next": f"{base}/orders?page=2"},
+                                    "meta": {"current_page": 1}}),
+                  (200, {"data": [{"id": 2}], "links": {"next": "/orders?page=3&per_page=1"}}),
+                  (200, {"data": [{"id": 3}], "links": {"next": None}}))
+    with make_client(server, clock) as client:
+        assert list(paginate_body_cursor(client, "/orders", params={"per_page": 1, "sort": "-id"})) == [
+            [{"id": 1}], [{"id": 2}], [{"id": 3}]]
+    queries = [h["query"] for h in server.hits("/orders")]
+    assert queries[1] == {"page": ["2"], "per_page": ["1"], "sort": ["-id"]}
+    assert queries[2] == {"page": ["3"], "per_page": ["1"], "sort": ["-id"]}  # per_page not sent twice
+
+
+def test_a_next_link_loop_or_another_origin_is_refused(server, clock):
+    server.script("/loop", (200, {"data": [1], "links": {"next": "/loop?page=2"}}),
+                  (200, {"data": [2], "links": {"next": "/loop?page=2"}}))
+    server.script("/away", (200, {"data": [1], "links": {"next": "https://evil.example/away?page=2"}}))
+    with make_client(server, clock) as client:
+        with pytest.raises(MalformedResponseError, match="loop"):
+            list(paginate_body_cursor(client, "/loop"))
+        with pytest.raises(ValueError, match="another origin"):
+            list(paginate_body_cursor(client, "/away"))
+        server.script("/nolinks", (200, {"data": [1], "links": {"next": "/nolinks?page=2"}}))
+        assert list(paginate_body_cursor(client, "/nolinks", next_link_path=None)) == [[1]]
+    assert len(server.hits("/loop")) == 2 and len(server.hits("/away")) == 1
 
 
 def test_gives_up_after_max_pages(server, clock):

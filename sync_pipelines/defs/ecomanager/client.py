@@ -55,6 +55,14 @@ def store_base_url(template: str, store: str) -> str:
     return template.replace("{store}", store).rstrip("/")
 
 
+def _int_id(order: Any) -> int | None:
+    """An order's id as an int (EcoManager sends numbers; digit strings are read too), else None."""
+    value = order.get("id") if isinstance(order, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
 class EcoManagerSession(ApiSession):
     """One store's view of the API: a single HTTP session and its call statistics."""
 
@@ -68,8 +76,8 @@ class EcoManagerSession(ApiSession):
         try:
             for page in pages:
                 for order in page:
-                    order_id = order.get("id") if isinstance(order, dict) else None
-                    if isinstance(order_id, int) and not isinstance(order_id, bool):
+                    order_id = _int_id(order)
+                    if order_id is not None:
                         if last is not None and order_id >= last:
                             raise self.http._error(
                                 MalformedResponseError,

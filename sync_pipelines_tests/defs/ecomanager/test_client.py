@@ -92,12 +92,15 @@ def test_requests_carry_bearer_token_accept_per_page_and_sort(monkeypatch):
 def test_a_listing_that_is_not_newest_first_raises_instead_of_stopping_wrongly(monkeypatch):
     server = ScriptedServer()
     try:  # an API that ignored sort=-id: stopping at "the first known id" would find nothing new
-        server.script(ORDERS_PATH, (200, {"data": [{"id": 1}, {"id": 2}], "meta": {"next_cursor": None}}))
+        server.script(ORDERS_PATH, (200, {"data": [{"id": 3}, {"id": "2"}], "meta": {"next_cursor": "c"}}),
+                      (200, {"data": [{"id": "5"}], "meta": {"next_cursor": None}}))
         monkeypatch.setenv("ECOMANAGER_TEST_TOKEN_X", "tok")
         client = EcoManagerClient(base_url_template=server.url, requests_per_minute=None)
         with client.session(account_for("scripted", "ECOMANAGER_TEST_TOKEN_X")) as session:
+            pages = session.orders_newest_first()
+            assert next(pages) == [{"id": 3}, {"id": "2"}]
             with pytest.raises(MalformedResponseError, match="not newest first"):
-                list(session.orders_newest_first())
+                next(pages)  # across pages too, ids given as digit strings too
     finally:
         server.close()
 
