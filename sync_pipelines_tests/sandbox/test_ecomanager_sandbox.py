@@ -338,6 +338,17 @@ def test_orders_arrive_after_the_kth_orders_request(start):
     assert store.count() == 23
 
 
+def test_new_orders_and_changes_take_their_time_from_the_settable_clock(start):
+    sandbox, api, session = start(orders=5)
+    base = api.split("/stores/")[0]
+    requests.post(f"{base}/_sandbox/clock", json={"now": "2026-03-01T09:00:00+00:00"}).raise_for_status()
+    [order_id] = sandbox.add_orders(STORE, 1)
+    order = session.get(f"{api}/orders/{order_id}").json()
+    assert order["created_at"] == order["updated_at"] == "2026-03-01 10:00:00"  # Algeria: UTC+1
+    changed = sandbox.update_order(STORE, order_id, confirmation_state="Injoignable")
+    assert changed["updated_at"] == "2026-03-01 10:00:01"  # frozen clock: still one second later
+
+
 def test_drift_adds_and_confirms_orders(start):
     sandbox, api, session = start(orders=50)
     store = sandbox.store(STORE)

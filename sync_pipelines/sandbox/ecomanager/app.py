@@ -54,7 +54,7 @@ class EcoManagerSandbox(EcoManagerRoutes, EcoManagerControl, EcoManagerMutations
         ``sandbox-ecomanager-<store>``). Costs nothing per order: they are generated when read."""
         if not store or "/" in store:
             raise ValueError("store must be a non-empty name without '/'")
-        data = StoreOrders(store, token or f"{TOKEN_PREFIX}{store}", self.seed, orders)
+        data = StoreOrders(store, token or f"{TOKEN_PREFIX}{store}", self.seed, orders, clock=self.now)
         with self._lock:
             self._accounts[store] = data
         return data.token

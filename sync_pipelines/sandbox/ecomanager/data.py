@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import random
 import time
-from typing import Any
+from typing import Any, Callable
 
 # Generated history ends here (2025-06-30T12:00:00Z): the same seed always yields the same orders.
 ANCHOR = 1_751_284_800
@@ -55,7 +55,8 @@ def ecomanager_time(epoch_seconds: float) -> str:
 class StoreOrders:
     """One store: its token, its id range, and what changed since generation."""
 
-    def __init__(self, store: str, token: str, seed: int, orders: int) -> None:
+    def __init__(self, store: str, token: str, seed: int, orders: int,
+                 clock: Callable[[], float] = time.time) -> None:
         if orders < 0:
             raise ValueError("orders must be >= 0")
         self.store, self.token, self.seed = store, token, seed
@@ -68,6 +69,7 @@ class StoreOrders:
         self.next_webhook_id = 1
         self.arrivals: list[list[int]] = []  # [orders-list requests still to come, orders to add]
         self.rng = random.Random(f"ecomanager-mutations:{seed}:{store}")
+        self._clock = clock  # the sandbox's settable clock
         self._last_ts = 0
 
     # ------------------------------------------------------------- lookups
@@ -140,7 +142,7 @@ class StoreOrders:
     # ------------------------------------------------------------ changes
     def now(self) -> int:
         """Strictly increasing seconds, so every change moves `updated_at` forward."""
-        self._last_ts = max(int(time.time()), self._last_ts + 1)
+        self._last_ts = max(int(self._clock()), self._last_ts + 1)
         return self._last_ts
 
     def delete(self, order_id: int) -> None:
