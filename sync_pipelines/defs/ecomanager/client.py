@@ -40,6 +40,7 @@ PROVIDER = NAME
 Pages = Iterator[list[dict[str, Any]]]
 
 ORDERS_PATH = "/api/shop/v2/orders"
+WEBHOOKS_PATH = "/api/shop/v2/webhooks"
 BASE_URL_ENV = "ECOMANAGER_BASE_URL"
 DEFAULT_BASE_URL = "https://{store}.ecomanager.dz"
 PER_PAGE_MAX = 100
@@ -108,6 +109,29 @@ class EcoManagerSession(ApiSession):
         if not isinstance(body, dict):
             raise self.http._error(MalformedResponseError, "an order is not a JSON object", f"{ORDERS_PATH}/{order_id}")
         return body
+
+
+    # ------------------------------------------------------------ webhooks
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The store's webhooks (`GET api/shop/v2/webhooks`, cursor paged like the orders)."""
+        pages = paginate_body_cursor(self.http, WEBHOOKS_PATH, params={"per_page": self.page_size})
+        return [webhook for page in pages for webhook in page]
+
+    def create_webhook(self, *, name: str, event: str, delivery_url: str, secret: str,
+                       active: bool = True) -> dict[str, Any]:
+        """`POST api/shop/v2/webhooks`. Activating sends EcoManager's validation GET to
+        `delivery_url`, so the receiver must already answer it with 200 (else RequestFailed, 422)."""
+        return self.http.send_json("POST", WEBHOOKS_PATH, {
+            "name": name, "event": event, "http_method": "post", "delivery_url": delivery_url,
+            "secret": secret, "is_active": active})
+
+    def set_webhook_active(self, webhook_id: int, active: bool) -> dict[str, Any]:
+        """`PUT api/shop/v2/webhooks/{id}/status` (activation sends the validation GET again)."""
+        return self.http.send_json("PUT", f"{WEBHOOKS_PATH}/{int(webhook_id)}/status", {"status": active})
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        """`DELETE api/shop/v2/webhooks/{id}` (EcoManager answers 201)."""
+        self.http.send_json("DELETE", f"{WEBHOOKS_PATH}/{int(webhook_id)}")
 
 
 class EcoManagerClient(HttpApiResource):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sync_pipelines.core.http import AuthenticationError, MalformedResponseError
+from sync_pipelines.core.http import AuthenticationError, MalformedResponseError, RequestFailed
 from sync_pipelines.defs.ecomanager.client import (
     DEFAULT_BASE_URL,
     ORDERS_PATH,
@@ -16,6 +16,7 @@ from sync_pipelines.defs.ecomanager.client import (
 )
 from sync_pipelines_tests.core.test_http import ScriptedServer
 from sync_pipelines_tests.defs.ecomanager.conftest import account_for, order_calls
+from sync_pipelines_tests.sandbox.test_ecomanager_sandbox import Receiver
 
 
 def ids(pages) -> list[int]:
@@ -258,3 +259,27 @@ def test_a_store_given_as_its_url_is_its_subdomain_and_page_size_is_bounded(sand
         assert len(ids(session.orders())) == 3
     with pytest.raises(ValueError, match="page_size"):
         client.model_copy(update={"page_size": 101}).session(account)
+
+
+# -------------------------------------------------------------- webhooks
+def test_webhooks_are_created_listed_toggled_and_deleted(sandbox, client, add_store):
+    account = add_store(orders=5)
+    up, down = Receiver(), Receiver(probe_status=503)
+    try:
+        with client.session(account) as session:
+            hook = session.create_webhook(name="new orders", event="OrderCreated", delivery_url=up.url,
+                                          secret="s3cret-value")
+            assert hook["is_active"] == 1 and up.probes == 1
+            with pytest.raises(RequestFailed) as refused:
+                session.create_webhook(name="x", event="OrderDeleted", delivery_url=down.url, secret="s3cret-value")
+            assert refused.value.status == 422 and "s3cret-value" not in str(refused.value)
+            idle = session.create_webhook(name="idle", event="OrderDeleted", delivery_url=down.url,
+                                          secret="s3cret-value", active=False)
+            assert [w["id"] for w in session.webhooks()] == [hook["id"], idle["id"]]
+            assert session.set_webhook_active(hook["id"], False)["is_active"] == 0
+            session.delete_webhook(idle["id"])
+            assert [w["id"] for w in session.webhooks()] == [hook["id"]]
+        assert down.probes == 1
+    finally:
+        up.close()
+        down.close()
