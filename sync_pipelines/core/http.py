@@ -723,3 +723,55 @@ def paginate_link_header(client: HttpClient, path: str, *, params: Mapping[str, 
         if url in seen:
             raise client._error(MalformedResponseError, "pagination loop (next link already visited)",
                                 urlsplit(url).path)
+
+
+def _at_path(body: Any, dotted: str) -> Any:
+    """`body["meta"]["next_cursor"]` for "meta.next_cursor"; None where any step is missing."""
+    value = body
+    for key in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def paginate_body_cursor(client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None,
+                         items_key: str = "data", cursor_path: str = "meta.next_cursor",
+                         cursor_param: str = "cursor", next_link_path: str | None = "links.next",
+                         max_pages: int = MAX_PAGES) -> Iterator[list[dict]]:
+    """Follow an opaque cursor the *body* carries (Laravel's `cursorPaginate`: the next page is the
+    same request plus ``?cursor=<meta.next_cursor>``, with the original params re-sent) until there
+    is no next page or a page comes back empty. A body without a cursor but with a next link at
+    `next_link_path` (a numbered paginator's ``links.next``) is followed instead, same origin only,
+    the original params added where the link lacks them: stopping there would silently drop pages.
+
+    Lazy: each page is requested only when the caller asks for it, so a caller that stops early pays
+    for exactly the pages it read. A cursor or link seen twice is a loop and raises
+    MalformedResponseError, as do more than `max_pages` pages and a page without a list under
+    `items_key` (after re-requests)."""
+    base = dict(params or {})
+    base.pop(cursor_param, None)
+    target: str = path
+    query: dict[str, Any] | None = base
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        body, resp = client.get_json_response(target, query, list_key=items_key)
+        items = body[items_key]
+        yield items
+        if not items:
+            return
+        cursor = _at_path(body, cursor_path)
+        if cursor is not None and not isinstance(cursor, bool) and cursor != "":
+            key = f"cursor {cursor}"
+            target, query = path, {**base, cursor_param: str(cursor)}
+        else:
+            link = _at_path(body, next_link_path) if next_link_path else None
+            if not isinstance(link, str) or not link:
+                return
+            target, query = _with_params(client.resolve(urljoin(resp.url, link)), base), None
+            key = f"link {target}"
+        if key in seen:
+            raise client._error(MalformedResponseError, "pagination loop (next page already visited)",
+                                urlsplit(client.resolve(target)).path)
+        seen.add(key)
+    raise _too_many_pages(client, client.resolve(path), max_pages)
