@@ -99,7 +99,7 @@ def test_a_declaration_is_all_a_provider_needs_to_receive_webhooks(acme_package,
 def test_the_project_declares_its_providers_and_the_receiver_names_none_of_them():
     webhooks = discover_webhooks(sync_pipelines.defs)
     providers = discover_providers(sync_pipelines.defs)
-    assert set(webhooks) == {"ecomanager", "shopify"} and set(providers) == {"ecomanager", "google_ads", "linkedin_ads", "maystro", "meta_ads", "shipstation",
+    assert set(webhooks) == {"ecomanager", "maystro", "shopify"} and set(providers) == {"ecomanager", "google_ads", "linkedin_ads", "maystro", "meta_ads", "shipstation",
                                                                 "shopify", "tiktok_ads"}
     source = "\n".join(path.read_text().lower() for path in RECEIVER.rglob("*.py"))
     for name in {*webhooks, *providers}:
