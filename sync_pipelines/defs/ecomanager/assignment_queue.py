@@ -153,13 +153,16 @@ def waiting_orders(conn: psycopg.Connection, accounts: Sequence[str] | None = No
 def register_stores(conn: psycopg.Connection, provider: str, accounts: Sequence[str] | None,
                     now: datetime) -> None:
     """Give each store seen for the first time its `assign_from`: when it was connected (registry),
-    else `now`. `accounts=None`: every store of the registry."""
+    else `now` — to the second, as EcoManager stamps its orders (an order created in the second the
+    store was connected is new, not history). `accounts=None`: every store of the registry."""
     integrations = _name(INTEGRATIONS)
     if accounts is None:
-        source = (f"SELECT i.account, i.created_at FROM {integrations} i WHERE i.provider = %(provider)s"
+        source = (f"SELECT i.account, date_trunc('second', i.created_at) FROM {integrations} i"
+                  " WHERE i.provider = %(provider)s"
                   " ORDER BY i.account")
     else:
-        source = (f"SELECT s.account, coalesce(i.created_at, %(now)s) FROM unnest(%(accounts)s::text[]) s(account)"
+        source = (f"SELECT s.account, date_trunc('second', coalesce(i.created_at, %(now)s))"
+                  " FROM unnest(%(accounts)s::text[]) s(account)"
                   f" LEFT JOIN {integrations} i ON i.provider = %(provider)s AND i.account = s.account"
                   " ORDER BY s.account")  # one order for every caller: concurrent inserts cannot deadlock
     conn.execute(f"INSERT INTO {STORES_SQL} (account, assign_from) {source} ON CONFLICT (account) DO NOTHING",
