@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--meta-sandbox-port", type=int, default=8769)
     dev.add_argument("--linkedin-sandbox-port", type=int, default=8770)
     dev.add_argument("--tiktok-sandbox-port", type=int, default=8771)
+    dev.add_argument("--ecomanager-sandbox-port", type=int, default=8772)
+    dev.add_argument("--maystro-sandbox-port", type=int, default=8773)
     dev.add_argument("--drift-seconds", type=float, default=60.0,
                      help="how often the sandbox changes some records")
     dev.add_argument("--keep-db", action="store_true", help="leave the embedded database running")

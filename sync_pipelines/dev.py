@@ -115,7 +115,9 @@ def dev_ports(args: argparse.Namespace) -> dict[str, int]:
             "--shopify-sandbox-port": args.shopify_sandbox_port, "--receiver-port": args.receiver_port,
             "--google-ads-sandbox-port": args.google_ads_sandbox_port,
             "--meta-sandbox-port": args.meta_sandbox_port, "--linkedin-sandbox-port": args.linkedin_sandbox_port,
-            "--tiktok-sandbox-port": args.tiktok_sandbox_port}
+            "--tiktok-sandbox-port": args.tiktok_sandbox_port,
+            "--ecomanager-sandbox-port": args.ecomanager_sandbox_port,
+            "--maystro-sandbox-port": args.maystro_sandbox_port}
 
 
 def check_ports(ports: Mapping[str, int]) -> None:
@@ -187,7 +189,14 @@ def _sandboxes(env: dict[str, str], stack: ExitStack, args: argparse.Namespace,
     from sync_pipelines import dev_ads
 
     ads = dev_ads.start(env, stack, args, register, app_connection)
-    return {"ShipStation v2": shipstation_url, "Shopify Admin": shopify_url, **ads}
+    from sync_pipelines import dev_cod
+
+    def register_stores(provider: str, stores) -> None:
+        if register:
+            _register(env, provider, stores)
+
+    cod = dev_cod.start(env, stack, args, register_stores, sandbox_secret, credentials_env)
+    return {"ShipStation v2": shipstation_url, "Shopify Admin": shopify_url, **ads, **cod}
 
 
 def _receiver(env: dict[str, str], stack: ExitStack, port: int) -> str:
@@ -267,6 +276,9 @@ def run(args: argparse.Namespace) -> int:
         receiver = _receiver(env, stack, args.receiver_port)
         if steps["register_accounts"]:
             _subscribe_sandbox_shops(env)
+            from sync_pipelines import dev_cod
+
+            dev_cod.subscribe(env, receiver, app_connection, credentials_env)
         if steps["seed_source"]:
             _replication_demo(env, stack, args.drift_seconds)
         print(f"app database      {redact_url(env['DATABASE_URL'])}")
@@ -277,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"source database   {redact_url(env['SOURCE_DATABASE_URL'])} ({demo})")
         for name, url in sandboxes.items():
             print(f"sandbox           {url} ({name})")
-        print(f"webhook receiver  {receiver}/webhooks/shopify")
+        print(f"webhook receiver  {receiver}/webhooks/shopify, …/ecomanager, …/maystro/<store>/<token>")
         if env["SYNC_AUTH_TOKEN"] == DEV_TRIGGER_TOKEN:
             print(f"trigger           curl -X POST -H 'Authorization: Bearer {DEV_TRIGGER_TOKEN}'"
                   f" {receiver}/triggers/replication_sync")

@@ -26,7 +26,8 @@ def test_busy_port_is_reported_by_name_before_anything_starts():
         port = taken.getsockname()[1]
         args = argparse.Namespace(port=port, sandbox_port=_free_port(), shopify_sandbox_port=0,
                                   receiver_port=_free_port(), google_ads_sandbox_port=0, meta_sandbox_port=0,
-                                  linkedin_sandbox_port=0, tiktok_sandbox_port=0)
+                                  linkedin_sandbox_port=0, tiktok_sandbox_port=0,
+                                  ecomanager_sandbox_port=0, maystro_sandbox_port=0)
         with pytest.raises(SystemExit, match=rf"port {port} is already in use \(--port \(Dagster UI\)\)"):
             dev.check_ports(dev.dev_ports(args))
     dev.check_ports(dev.dev_ports(args))  # free again: no error
@@ -165,3 +166,47 @@ def test_the_ad_demo_connects_two_users_accounts_on_both_platforms_ready_to_sync
                                       (LINKEDIN, LinkedInAdsClient(), linkedin), (TIKTOK, TikTokAdsClient(), tiktok)):
             done = sync_account(spec, AppDatabase(), client, account, ReportRange(days=2), run_id="dev-test", now=now)
             assert done.ok and done.metadata["records_fetched"] > 0, done.error
+
+
+def test_the_cod_demo_serves_both_sandboxes_subscribes_the_stores_and_syncs(database_url, conn, monkeypatch):
+    """`make dev`'s EcoManager and Maystro: stores registered, agents added, each store's webhooks
+    pointed at the receiver (EcoManager's activation probe answered), and a store syncs."""
+    from contextlib import ExitStack
+
+    from sync_pipelines import dev_cod
+    from sync_pipelines.core.dg.resources import AppDatabase
+    from sync_pipelines.core.registry import get_account
+    from sync_pipelines.defs.ecomanager.assets import sync_store
+    from sync_pipelines.defs.ecomanager.client import EcoManagerClient
+    from sync_pipelines.defs.maystro.assets import poll_store
+    from sync_pipelines.defs.maystro.client import MaystroClient
+    from sync_pipelines.receiver.app import create_app
+    from sync_pipelines.sandbox.server import serve_in_thread
+
+    env = {"DATABASE_URL": database_url}
+    args = argparse.Namespace(ecomanager_sandbox_port=0, maystro_sandbox_port=0, drift_seconds=3600)
+    registered = []
+
+    def register(provider, stores):
+        registered.append(provider)
+        dev._register(env, provider, stores)
+
+    with ExitStack() as stack:
+        urls = dev_cod.start(env, stack, args, register, dev.sandbox_secret, dev.credentials_env)
+        assert set(urls) == {"EcoManager shop API v2", "Maystro delivery API"} and registered == ["ecomanager", "maystro"]
+        receiver = stack.enter_context(serve_in_thread(create_app(database_url, environ=env))).url
+        dev_cod.subscribe(env, receiver, dev.app_connection, dev.credentials_env)
+        dev_cod.subscribe(env, receiver, dev.app_connection, dev.credentials_env)  # a second `make dev`: no duplicates
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        store = get_account(conn, "ecomanager", "lekidi")
+        with EcoManagerClient().session(store) as session:
+            assert sorted(hook["event"] for hook in session.webhooks()) == sorted(
+                ["OrderCreated", "OrderDeleted", "OrderStatusChanged", "OrderConfirmationStatusChanged",
+                 "OrderShippingStatusChanged"])
+        done = sync_store(AppDatabase(), EcoManagerClient(), store, "new")
+        assert done.ok and done.metadata["records_fetched"].value == 500, done.error
+        polled = poll_store(AppDatabase(), MaystroClient(), get_account(conn, "maystro", "lekidi"))
+        assert polled.ok and polled.metadata["statuses_read"] == 500, polled.error
+    assert {a for (a,) in conn.execute("SELECT agent_id FROM ecomanager.agents WHERE agent_id = ANY(%s)",
+                                       (list(dev_cod.AGENTS),))} == set(dev_cod.AGENTS)
