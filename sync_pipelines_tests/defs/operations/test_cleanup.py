@@ -42,3 +42,33 @@ def test_a_retention_below_one_day_is_refused():
     import pytest
     with pytest.raises(ValueError, match="at least one day"):
         RetentionDeclaration(name="x", table=None, timestamp_column="at", days=0)
+
+
+def test_the_daily_cleanup_job_trims_the_declared_activity_log_and_analyses(conn, unique):
+    import dagster as dg
+
+    from sync_pipelines.core.dg.resources import AppDatabase
+    from sync_pipelines.defs.ecomanager.assignment_queue import ensure_assignment_schema
+    from sync_pipelines.defs.operations.cleanup import cleanup_job
+
+    ensure_assignment_schema(conn)
+    store = f"cleanup-{unique}"
+    conn.execute("INSERT INTO ecomanager.activity_log (at, account, order_id, action) VALUES"
+                 " (now() - interval '31 days', %s, 1, 'assigned'), (now() - interval '29 days', %s, 2, 'assigned'),"
+                 " (now() - interval '8 days', %s, 3, 'assigned')", (store, store, store))
+    with dg.instance_for_test() as instance:
+        result = cleanup_job.execute_in_process(instance=instance, resources={"app_db": AppDatabase()})
+        assert result.success
+        left = [r[0] for r in conn.execute("SELECT order_id FROM ecomanager.activity_log WHERE account = %s"
+                                           " ORDER BY 1", (store,))]
+        assert left == [2, 3]  # 30 days by default
+        result = cleanup_job.execute_in_process(
+            instance=instance, resources={"app_db": AppDatabase()},
+            run_config={"ops": {"purge_history": {"config": {"retention_days": {"ecomanager_activity_log": 7}}}}})
+        assert result.success
+        assert [r[0] for r in conn.execute("SELECT order_id FROM ecomanager.activity_log WHERE account = %s",
+                                           (store,))] == []
+        bad = cleanup_job.execute_in_process(
+            instance=instance, resources={"app_db": AppDatabase()}, raise_on_error=False,
+            run_config={"ops": {"purge_history": {"config": {"retention_days": {"no_such_log": 7}}}}})
+        assert not bad.success
