@@ -27,11 +27,6 @@ from sync_pipelines_tests.defs.ecomanager.conftest import order_calls
 SECRET = "eco-secret"
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
 
 @pytest.fixture
 def registered(add_store, conn):

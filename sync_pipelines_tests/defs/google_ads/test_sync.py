@@ -39,11 +39,6 @@ def real_clock(sandbox):
     sandbox.set_clock(None)
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
 
 def run(instance, client, accounts_: list[str], *, raise_on_error=True, **config):
     return sync_job.execute_in_process(

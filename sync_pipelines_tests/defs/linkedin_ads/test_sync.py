@@ -27,11 +27,6 @@ from sync_pipelines.defs.linkedin_ads.triggers import TRIGGER
 TABLE = "linkedin_ads.campaign_analytics_daily"
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
 
 @pytest.fixture
 def account(sandbox, conn, cipher):

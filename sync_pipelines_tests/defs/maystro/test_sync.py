@@ -24,11 +24,6 @@ from sync_pipelines.sandbox.server import serve_in_thread
 SECRET = "maystro-secret"
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
 
 @pytest.fixture
 def registered(store, conn):

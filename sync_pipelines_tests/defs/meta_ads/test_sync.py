@@ -27,11 +27,6 @@ from sync_pipelines.defs.meta_ads.triggers import TRIGGER
 TABLE = "meta_ads.campaign_insights_daily"
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
 
 @pytest.fixture
 def account(meta_sandbox, conn, monkeypatch):

@@ -27,11 +27,6 @@ from sync_pipelines.defs.tiktok_ads.triggers import TRIGGER
 TABLE = "tiktok_ads.campaign_metrics_daily"
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
 
 @pytest.fixture
 def account(tiktok_sandbox, conn, monkeypatch):
