@@ -189,3 +189,30 @@ def test_waiting_orders_are_assigned_when_an_agent_becomes_available(instance, c
     from sync_pipelines.defs.ecomanager.assignment import assign_pending
     assign_pending(conn, [store.account])
     assert [order for order, _ in assignments(conn, store.account)] == new
+
+
+def test_the_manual_trigger_launches_the_listed_stores_in_the_mode_asked(instance, client, registered, conn,
+                                                                          database_url):
+    import requests
+
+    from sync_pipelines.core.dg.triggers import build_trigger_sensor
+    from sync_pipelines.defs.ecomanager.triggers import TRIGGER
+
+    store = registered("trig", 12)
+    headers = {"Authorization": "Bearer trigger-token-eco"}
+    with serve_in_thread(create_app(database_url, environ={"SYNC_AUTH_TOKEN": "trigger-token-eco"})) as receiver:
+        bad = requests.post(f"{receiver.url}/triggers/ecomanager_sync", json={"mode": "everything"}, headers=headers,
+                            timeout=10)
+        assert bad.status_code == 400 and "mode must be one of" in bad.json()["detail"]
+        ok = requests.post(f"{receiver.url}/triggers/ecomanager_sync", timeout=10,
+                           json={"accounts": [f"https://{store.account}.ecomanager.dz"], "mode": "full"},
+                           headers={**headers, "Idempotency-Key": f"eco-{store.account}"})
+        assert ok.status_code == 202
+    sensor = build_trigger_sensor([sync_job], bodies={TRIGGER.job: TRIGGER.parse_body})
+    with dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabase()},
+                                 cursor=str(ok.json()["id"] - 1)) as context:
+        (request,) = sensor(context).run_requests
+    config = request.run_config["ops"]["ecomanager_sync_accounts"]["config"]
+    assert config == {"accounts": [store.account], "mode": "full"}
+    assert run(instance, client, config["accounts"], config["mode"]).success
+    assert stored(conn, store.account)[0] == 12
