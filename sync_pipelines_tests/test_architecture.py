@@ -107,7 +107,7 @@ def test_providers_never_import_each_other():
 
 
 def test_production_never_imports_the_sandbox_and_the_sandbox_nothing_of_the_project():
-    launcher = {f"{ROOT}.dev", f"{ROOT}.dev_ads"}  # `sync-pipelines dev` starts the sandboxes for local use
+    launcher = {f"{ROOT}.dev", f"{ROOT}.dev_ads", f"{ROOT}.dev_cod"}  # `sync-pipelines dev` starts the sandboxes for local use
     assert violations(lambda n: not under(n, f"{ROOT}.sandbox") and n not in launcher,
                       lambda n, t: under(t, f"{ROOT}.sandbox")) == []
     assert violations(lambda n: under(n, f"{ROOT}.sandbox"),

@@ -20,6 +20,7 @@ from sync_pipelines.core.dg.resources import AppDatabase
 from sync_pipelines.core.registry import list_accounts
 from sync_pipelines.core.report_plan import batches
 
+RUNS_AT = "sync/runs_at"
 RequestFor = Callable[[list[str], str, str], dg.RunRequest]
 """(accounts, run key, kind) → the batch run's request."""
 
@@ -37,13 +38,16 @@ def local_hours_schedule(
     default_zone: str,
     request_for: RequestFor,
     kind_of: Callable[[int], str] = lambda hour: "scheduled",
+    runs_at: str,
     description: str = "",
 ) -> dg.ScheduleDefinition:
+    """`runs_at` says when in words (the provider declares the same words in `provider.py`, which
+    `accounts list` shows; the schedule carries them as metadata `sync/runs_at`)."""
     wanted = frozenset(hours)
 
     @dg.schedule(
         name=name, job=job, cron_schedule=local_time.TICK_CRON, execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        default_status=dg.DefaultScheduleStatus.RUNNING, metadata={RUNS_AT: runs_at},
         description=description or f"{job.name} for every active {provider} account at"
                                    f" {local_time.describe_hours(wanted)} on its own clock (default {default_zone}).",
     )

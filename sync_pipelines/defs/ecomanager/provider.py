@@ -13,6 +13,9 @@ NAME = "ecomanager"
 DEFAULT_TIMEZONE = "Africa/Algiers"
 """The stores' default time zone (schedules run 08:00–20:00 in it; `accounts set --timezone`)."""
 
+ORDERS_RUN_AT = "hourly 08:00–20:00 store time, complete listing 21:00"
+"""When the orders schedule (schedules.py) syncs a store, on the store's own clock."""
+
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -32,7 +35,7 @@ def normalise_store(account: str) -> str:
 DECLARATION = ProviderDeclaration(
     name=NAME, normalise_account=normalise_store,
     # schedules.py: hourly 08:00–20:00 in each store's own time zone; the daily reconciliation.
-    schedules={"orders": "hourly 08:00–20:00 store time"},
+    schedules={"orders": ORDERS_RUN_AT},
     description="EcoManager shop API v2; the account is the store's subdomain (STORE in https://STORE.ecomanager.dz),"
                 " its API token in the env var named by --credentials-env",
 )

@@ -6,6 +6,9 @@ NAME = "maystro"
 DEFAULT_TIMEZONE = "Africa/Algiers"
 """The stores' default time zone (polls at 00:00, 06:00, 12:00, 18:00 in it; `accounts set --timezone`)."""
 
+STATUS_RUN_AT = "00:00 06:00 12:00 18:00 store time"
+"""When the status schedule (schedules.py) polls a store, on the store's own clock."""
+
 
 def normalise_store(account: str) -> str:
     """A Maystro store name as we register it: trimmed, lowercase (it appears in webhook URLs)."""
@@ -18,7 +21,7 @@ def normalise_store(account: str) -> str:
 DECLARATION = ProviderDeclaration(
     name=NAME, normalise_account=normalise_store,
     # schedules.py: every 6 hours on each store's own clock.
-    schedules={"shipping status": "00:00 06:00 12:00 18:00 store time"},
+    schedules={"shipping status": STATUS_RUN_AT},
     description="Maystro delivery API; the account is a store name of ours, its API key (Authorization: Token)"
                 " in the env var named by --credentials-env",
 )
