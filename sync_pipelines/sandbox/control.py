@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from ipaddress import ip_address
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -69,6 +69,24 @@ def control_endpoint(handler: ControlHandler):
         return JSONResponse(result)
 
     return endpoint
+
+
+class Knobs(Protocol):
+    """What ``knobs_endpoint`` serves (e.g. `RateLimiter`, `Faults`): knobs read and set as JSON."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def apply_control(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def knobs_endpoint(knobs: Knobs) -> ControlHandler:
+    """The handler of a knobs endpoint (``/_sandbox/ratelimit``): GET the knobs, POST a body of
+    knobs to apply (validated before anything changes) and get them back."""
+
+    def handler(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return knobs.apply_control(body) if request.method == "POST" else knobs.snapshot()
+
+    return handler
 
 
 class Drift:
@@ -151,3 +169,11 @@ def only_fields(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = set(body) - allowed
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}; expected some of {sorted(allowed)}")
+
+
+def required_name(body: dict[str, Any], field: str) -> str:
+    """``body[field]``, which must be a non-empty string (a store's name, an API key)."""
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field} (non-empty string) is required")
+    return value

@@ -109,6 +109,19 @@ class RateLimiter:
         with self._lock:
             return {"requests_per_minute": self.requests_per_minute, "window_seconds": self.window_seconds}
 
+    def apply_control(self, body: dict[str, Any]) -> dict[str, object]:
+        """Body of ``POST /_sandbox/ratelimit``: ``{"requests_per_minute": n | null (off),
+        "window_seconds": s, "reset": true}``, each optional; any other field is refused."""
+        allowed = {"requests_per_minute", "window_seconds", "reset"}
+        if unknown := set(body) - allowed:
+            raise ValueError(f"unknown rate limit knobs {sorted(unknown)}; expected some of {sorted(allowed)}")
+        knobs = {k: body[k] for k in ("requests_per_minute", "window_seconds") if k in body}
+        if knobs:
+            self.configure(**knobs)
+        if body.get("reset"):
+            self.reset()
+        return self.snapshot()
+
 
 class LeakyBucket:
     """Shopify's REST limiter: each call adds 1, the bucket leaks ``leak_per_second``; a call

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.clock import SettableClock
-from sync_pipelines.sandbox.control import only_fields
+from sync_pipelines.sandbox.control import knobs_endpoint, only_fields, required_name
 
 
 class EcoManagerControl(SettableClock):
@@ -23,7 +23,7 @@ class EcoManagerControl(SettableClock):
     def _control_table(self) -> list[ControlRoute]:
         return [
             ("/_sandbox/stores", self._ctl_stores, ["GET", "POST"]),
-            ("/_sandbox/ratelimit", self._ctl_ratelimit, ["GET", "POST"]),
+            ("/_sandbox/ratelimit", knobs_endpoint(self.limiter), ["GET", "POST"]),
             ("/_sandbox/orders/add", self._ctl_add, ["POST"]),
             ("/_sandbox/orders/update", self._ctl_update, ["POST"]),
             ("/_sandbox/orders/delete", self._ctl_delete, ["POST"]),
@@ -40,24 +40,11 @@ class EcoManagerControl(SettableClock):
         """POST ``{"store", "orders"?, "token"?}`` (re)creates a store; GET lists their counts."""
         if request.method == "POST":
             only_fields(body, {"store", "orders", "token"})
-            store = body.get("store")
-            if not isinstance(store, str) or not store:
-                raise ValueError("store (non-empty string) is required")
+            store = _store(body)
             self.add_store(store, orders=int(body.get("orders", 100)), token=body.get("token"))
             return {"store": store, "token": self.store(store).token, "counts": self.store(store).counts()}
         with self._lock:
             return {"stores": {name: store.counts() for name, store in self._accounts.items()}}
-
-    def _ctl_ratelimit(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        """``{"requests_per_minute": n | null, "window_seconds": s, "reset": true}``."""
-        if request.method == "POST":
-            only_fields(body, {"requests_per_minute", "window_seconds", "reset"})
-            knobs = {k: body[k] for k in ("requests_per_minute", "window_seconds") if k in body}
-            if knobs:
-                self.limiter.configure(**knobs)
-            if body.get("reset"):
-                self.limiter.reset()
-        return self.limiter.snapshot()
 
     def _ctl_add(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """``{"store", "n"}``: n new orders; their ids."""
@@ -103,7 +90,4 @@ class EcoManagerControl(SettableClock):
 
 
 def _store(body: dict[str, Any]) -> str:
-    store = body.get("store")
-    if not isinstance(store, str) or not store:
-        raise ValueError("store (non-empty string) is required")
-    return store
+    return required_name(body, "store")

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
-from sync_pipelines.sandbox.control import only_fields
+from sync_pipelines.sandbox.control import knobs_endpoint, only_fields, required_name
 
 
 class MaystroControl:
@@ -16,7 +16,7 @@ class MaystroControl:
 
     def _control_table(self) -> list[ControlRoute]:
         return [
-            ("/_sandbox/ratelimit", self._ctl_ratelimit, ["GET", "POST"]),
+            ("/_sandbox/ratelimit", knobs_endpoint(self.limiter), ["GET", "POST"]),
             ("/_sandbox/stores", self._ctl_stores, ["GET", "POST"]),
             ("/_sandbox/orders/add", self._ctl_add, ["POST"]),
             ("/_sandbox/orders/status", self._ctl_status, ["POST"]),
@@ -26,22 +26,10 @@ class MaystroControl:
     def _health(self) -> dict[str, Any]:
         return {"stores": self.api_keys}
 
-    def _ctl_ratelimit(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        if request.method == "POST":
-            only_fields(body, {"requests_per_minute", "window_seconds", "reset"})
-            knobs = {k: body[k] for k in ("requests_per_minute", "window_seconds") if k in body}
-            if knobs:
-                self.limiter.configure(**knobs)
-            if body.get("reset"):
-                self.limiter.reset()
-        return self.limiter.snapshot()
-
     def _ctl_stores(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
             only_fields(body, {"api_key", "orders", "reference_prefix", "name"})
-            api_key = body.get("api_key")
-            if not isinstance(api_key, str) or not api_key:
-                raise ValueError("api_key (non-empty string) is required")
+            api_key = required_name(body, "api_key")
             self.add_store(api_key, orders=int(body.get("orders", 100)),
                            reference_prefix=str(body.get("reference_prefix", "ORD-")), name=body.get("name"))
         with self._lock:

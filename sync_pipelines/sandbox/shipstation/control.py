@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 
 from sync_pipelines.sandbox.base import ControlRoute
+from sync_pipelines.sandbox.control import knobs_endpoint, required_name
 
 
 class ShipStationControl:
@@ -18,7 +19,7 @@ class ShipStationControl:
 
     def _control_table(self) -> list[ControlRoute]:
         return [
-            ("/_sandbox/ratelimit", self._ctl_ratelimit, ["GET", "POST"]),
+            ("/_sandbox/ratelimit", knobs_endpoint(self.limiter), ["GET", "POST"]),
             ("/_sandbox/stores", self._ctl_stores, ["GET", "POST"]),
             ("/_sandbox/mutate", self._ctl_mutate, ["POST"]),
         ]
@@ -26,23 +27,9 @@ class ShipStationControl:
     def _health(self) -> dict[str, Any]:
         return {"stores": self.api_keys}
 
-    def _ctl_ratelimit(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        if request.method == "POST":
-            unknown = set(body) - {"requests_per_minute", "window_seconds", "reset"}
-            if unknown:
-                raise ValueError(f"unknown rate limit knobs {sorted(unknown)}")
-            knobs = {k: body[k] for k in ("requests_per_minute", "window_seconds") if k in body}
-            if knobs:
-                self.limiter.configure(**knobs)
-            if body.get("reset"):
-                self.limiter.reset()
-        return self.limiter.snapshot()
-
     def _ctl_stores(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         if request.method == "POST":
-            api_key = body.get("api_key")
-            if not isinstance(api_key, str) or not api_key:
-                raise ValueError("api_key (non-empty string) is required")
+            api_key = required_name(body, "api_key")
             self.add_store(api_key, products=int(body.get("products", 50)),
                            warehouses=int(body.get("warehouses", 2)),
                            locations_per_warehouse=int(body.get("locations_per_warehouse", 3)))
