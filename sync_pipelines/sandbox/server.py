@@ -136,6 +136,24 @@ def serve_foreground(app: Any, host: str, port: int, *, announce: Callable[[str]
         sock.close()
 
 
+def listed_names(listed: str) -> list[str]:
+    """The names of a comma-separated command-line option (``--stores a,b``), stripped, each once, in order."""
+    return list(dict.fromkeys(x.strip() for x in listed.split(",") if x.strip()))
+
+
+def add_rate_limit_arguments(parser: argparse.ArgumentParser, requests_per_minute: int, *, per: str = "") -> None:
+    """The options of a sandbox's fixed-window `RateLimiter`: ``--requests-per-minute`` (``per``
+    says per what, e.g. "per store; "; 0 disables it) and ``--window-seconds``."""
+    parser.add_argument("--requests-per-minute", type=int, default=requests_per_minute,
+                        help=f"{per}0 disables rate limiting")
+    parser.add_argument("--window-seconds", type=float, default=60.0)
+
+
+def rate_limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The sandbox's ``requests_per_minute`` (None: off) and ``window_seconds`` from those options."""
+    return {"requests_per_minute": args.requests_per_minute or None, "window_seconds": args.window_seconds}
+
+
 def served_ids(listed: str | None, count: int, first: int, *, option: str, default: list[str],
                normalise: Callable[[str], str] = str.strip, digits: int | None = None) -> list[str]:
     """The account ids a sandbox's command line serves: the comma-separated `listed` ones, then
@@ -145,7 +163,7 @@ def served_ids(listed: str | None, count: int, first: int, *, option: str, defau
         raise SystemExit(f"--{option}-count must be >= 0")
     if digits is not None and first + count > 10**digits:
         raise SystemExit(f"--first-{option}-id + --{option}-count runs past {digits} digits")
-    ids = [x.strip() for x in (listed or "").split(",") if x.strip()]
+    ids = listed_names(listed or "")
     ids += [f"{first + i:0{digits or 0}d}" for i in range(count)]
     return list(dict.fromkeys(normalise(x) for x in ids or default))
 

@@ -1,9 +1,10 @@
-"""The pieces several sandboxes share, tested once: the ``/_sandbox/ratelimit`` knobs endpoint
-(ShipStation, Maystro, EcoManager) and `DeliveryQueue`, the webhook senders' queue, worker and
-retries (Shopify, EcoManager)."""
+"""The pieces several sandboxes share, tested once: the ``/_sandbox/ratelimit`` knobs endpoint and
+the rate limit command-line options (ShipStation, Maystro, EcoManager), and `DeliveryQueue`, the
+webhook senders' queue, worker and retries (Shopify, EcoManager)."""
 
 from __future__ import annotations
 
+import argparse
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,7 +15,8 @@ import requests
 from sync_pipelines.sandbox.delivery_queue import DeliveryQueue, Outcome, Request
 from sync_pipelines.sandbox.ecomanager import EcoManagerSandbox
 from sync_pipelines.sandbox.maystro import MaystroSandbox
-from sync_pipelines.sandbox.server import serve_in_thread
+from sync_pipelines.sandbox.server import (add_rate_limit_arguments, listed_names, rate_limit_options,
+                                             serve_in_thread)
 from sync_pipelines.sandbox.shipstation import ShipStationSandbox
 
 
@@ -33,6 +35,16 @@ def test_ratelimit_endpoint_reads_sets_refuses_and_turns_off(make):
         assert requests.post(url, json={"requests_per_minute": None}, timeout=5).json()["requests_per_minute"] is None
         assert not sandbox.limiter.enabled
     sandbox.close()
+
+
+def test_rate_limit_options_and_listed_names():
+    parser = argparse.ArgumentParser()
+    add_rate_limit_arguments(parser, 60, per="per store; ")
+    assert rate_limit_options(parser.parse_args([])) == {"requests_per_minute": 60, "window_seconds": 60.0}
+    off = parser.parse_args(["--requests-per-minute", "0", "--window-seconds", "6"])
+    assert rate_limit_options(off) == {"requests_per_minute": None, "window_seconds": 6.0}
+    assert "per store; 0 disables" in parser.format_help()
+    assert listed_names(" b, a,,b ,c") == ["b", "a", "c"] and listed_names("") == []
 
 
 class _Sender(DeliveryQueue[tuple[str, bytes]]):

@@ -20,7 +20,7 @@ from sync_pipelines.sandbox.ecomanager.routes import EcoManagerRoutes
 from sync_pipelines.sandbox.ecomanager.webhooks import WebhookSender
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.ratelimit import RateLimiter
-from sync_pipelines.sandbox.server import cli_main
+from sync_pipelines.sandbox.server import add_rate_limit_arguments, cli_main, listed_names, rate_limit_options
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stores", default="natureldz,lekidi",
                         help="comma-separated store subdomains; token = sandbox-ecomanager-<store>")
     parser.add_argument("--orders", type=int, default=10_000, help="historical orders per store")
-    parser.add_argument("--requests-per-minute", type=int, default=60, help="per store; 0 disables rate limiting")
-    parser.add_argument("--window-seconds", type=float, default=60.0)
+    add_rate_limit_arguments(parser, 60, per="per store; ")
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:
-    sandbox = EcoManagerSandbox(seed=args.seed, requests_per_minute=args.requests_per_minute or None,
-                                window_seconds=args.window_seconds)
-    names = list(dict.fromkeys(name.strip() for name in args.stores.split(",") if name.strip()))
+    sandbox = EcoManagerSandbox(seed=args.seed, **rate_limit_options(args))
+    names = listed_names(args.stores)
     for name in names:
         sandbox.add_store(name, orders=args.orders)
 

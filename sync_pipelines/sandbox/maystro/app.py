@@ -19,7 +19,7 @@ from sync_pipelines.sandbox.maystro.data import StoreData
 from sync_pipelines.sandbox.maystro.mutations import MaystroMutations
 from sync_pipelines.sandbox.maystro.routes import MaystroRoutes
 from sync_pipelines.sandbox.ratelimit import RateLimiter
-from sync_pipelines.sandbox.server import cli_main
+from sync_pipelines.sandbox.server import add_rate_limit_arguments, cli_main, listed_names, rate_limit_options
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +96,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="external_order_id = <prefix><n> (our orders' references)")
     parser.add_argument("--webhook-url", default=None,
                         help="where status changes are POSTed; {store} is replaced by the store name")
-    parser.add_argument("--requests-per-minute", type=int, default=DEFAULT_REQUESTS_PER_MINUTE,
-                        help="0 disables rate limiting")
-    parser.add_argument("--window-seconds", type=float, default=60.0)
+    add_rate_limit_arguments(parser, DEFAULT_REQUESTS_PER_MINUTE)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:
-    sandbox = MaystroSandbox(seed=args.seed, requests_per_minute=args.requests_per_minute or None,
-                             window_seconds=args.window_seconds)
-    names = [name.strip() for name in args.stores.split(",") if name.strip()]
+    sandbox = MaystroSandbox(seed=args.seed, **rate_limit_options(args))
+    names = listed_names(args.stores)
     for name in names:
         store = sandbox.add_store(f"{API_KEY_PREFIX}{name}", orders=args.orders,
                                   reference_prefix=args.reference_prefix, name=name)

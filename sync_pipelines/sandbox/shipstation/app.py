@@ -14,7 +14,7 @@ from typing import Any, Callable
 from sync_pipelines.sandbox.base import ProviderSandbox
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.ratelimit import RateLimiter
-from sync_pipelines.sandbox.server import cli_main
+from sync_pipelines.sandbox.server import add_rate_limit_arguments, cli_main, listed_names, rate_limit_options
 from sync_pipelines.sandbox.shipstation.control import ShipStationControl
 from sync_pipelines.sandbox.shipstation.data import StoreData, generate_store
 from sync_pipelines.sandbox.shipstation.mutations import ShipStationMutations
@@ -69,14 +69,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--products", type=int, default=500, help="products per store")
     parser.add_argument("--warehouses", type=int, default=2)
     parser.add_argument("--locations-per-warehouse", type=int, default=3)
-    parser.add_argument("--requests-per-minute", type=int, default=200, help="0 disables rate limiting")
-    parser.add_argument("--window-seconds", type=float, default=60.0)
+    add_rate_limit_arguments(parser, 200)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:
-    sandbox = ShipStationSandbox(seed=args.seed, requests_per_minute=args.requests_per_minute or None,
-                                 window_seconds=args.window_seconds)
-    names = [name.strip() for name in args.stores.split(",") if name.strip()]
+    sandbox = ShipStationSandbox(seed=args.seed, **rate_limit_options(args))
+    names = listed_names(args.stores)
     for name in names:
         sandbox.add_store(f"{API_KEY_PREFIX}{name}", products=args.products, warehouses=args.warehouses,
                           locations_per_warehouse=args.locations_per_warehouse)

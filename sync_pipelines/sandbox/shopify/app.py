@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sync_pipelines.sandbox.base import ProviderSandbox
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.ratelimit import LeakyBucket
-from sync_pipelines.sandbox.server import cli_main
+from sync_pipelines.sandbox.server import cli_main, listed_names
 from sync_pipelines.sandbox.shopify.control import TOKEN_PREFIX, ShopifyControl
 from sync_pipelines.sandbox.shopify.data import RENDER, ShopData, generate_shop
 from sync_pipelines.sandbox.shopify.mutations import ShopifyMutations
@@ -150,7 +150,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:
     sandbox = ShopifySandbox(seed=args.seed, api_version=args.api_version, bucket_size=args.bucket_size,
                              leak_per_second=args.leak_per_second, app_secret=args.app_secret)
-    names = [name.strip() for name in args.shops.split(",") if name.strip()]
+    names = listed_names(args.shops)
     for name in names:
         sandbox.add_shop(f"{name}.myshopify.com", f"{TOKEN_PREFIX}{name}", orders=args.orders,
                          customers=args.customers, products=args.products, timezone=args.timezone)
