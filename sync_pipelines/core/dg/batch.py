@@ -99,8 +99,9 @@ class BatchConfig(dg.Config):
     mode: str | None = None
     """What each account's sync does (the provider's modes, e.g. `new` orders or a `full`
     reconciliation); unset: the provider's first (usual) mode."""
-    parallel_accounts: int = 4
-    """Accounts synced at once within the run (API-bound: threads)."""
+    parallel_accounts: int | None = None
+    """Accounts synced at once within the run (API-bound: threads, each with a database
+    connection); unset: the provider's default."""
 
 
 Work = Callable[[AppDatabase, Any, Any, BatchConfig, Callable[[str], None]], AccountResult]
@@ -117,8 +118,10 @@ def batch_job_name(provider: str) -> str:
 
 def batch_job(*, provider: str, client_key: str, partitions: dg.DynamicPartitionsDefinition,
               asset_keys: Sequence[dg.AssetKey], work: Work, modes: Sequence[str], description: str,
-              tags: dict[str, str] | None = None) -> dg.JobDefinition:
-    """`<provider>_sync`: many accounts per run, each its own materializations and outcome."""
+              tags: dict[str, str] | None = None, parallel_accounts: int = 4) -> dg.JobDefinition:
+    """`<provider>_sync`: many accounts per run, each its own materializations and outcome.
+    `parallel_accounts`: how many at once by default — more for a provider whose limit is per
+    account (its threads mostly wait on their own account's pacing)."""
     @dg.op(name=batch_op_name(provider), out={}, required_resource_keys={"app_db", client_key}, pool=provider,
            tags={PROVIDER_TAG: provider}, description=description)
     def sync_accounts(context: dg.OpExecutionContext, config: BatchConfig) -> Iterator[dg.AssetMaterialization]:
@@ -141,7 +144,8 @@ def batch_job(*, provider: str, client_key: str, partitions: dg.DynamicPartition
             accounts = [a for a in known.values() if a.sync_enabled]
         ensure_partitions(context.instance, partitions, [a.account for a in accounts])
         yield from run_accounts(context, app_db, provider=provider, job_name=batch_job_name(provider),
-                                asset_keys=asset_keys, accounts=accounts, parallel=config.parallel_accounts,
+                                asset_keys=asset_keys, accounts=accounts,
+                                parallel=config.parallel_accounts or parallel_accounts,
                                 work=lambda account: work(app_db, client, account, config, context.log.debug))
 
     @dg.job(name=batch_job_name(provider), executor_def=dg.in_process_executor,
