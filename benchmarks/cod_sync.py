@@ -393,7 +393,7 @@ def ecomanager_passes(bench: Bench, sandbox: EcoManagerSandboxProcess, stores: l
     return found
 
 
-def paced_floor(stores: list[str], orders: int, per_minute: int = 60, burst: int = 5, parallel: int = 4,
+def paced_floor(stores: list[str], orders: int, per_minute: int = 60, burst: int = 1, parallel: int = 16,
                 batch: int = 250) -> float:
     """Seconds a complete read of every store needs at the client's pacing: each store's pages at
     `per_minute` after a burst, `parallel` stores at a time per run, runs of `batch` (4 at once)."""
@@ -610,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
         pg.start()
         results["machine"] = machine_facts(pg.database("postgres"), pg.data)
         results["settings"] = {"SYNC_BATCH_SIZE": os.environ.get("SYNC_BATCH_SIZE", "250 (default)"),
-                               "run_tag_limit_sync_provider": 4, "parallel_accounts_per_run": 4,
+                               "run_tag_limit_sync_provider": 4, "ecomanager_parallel_stores_per_run": 16,
+                               "maystro_parallel_stores_per_run": 4,
                                "ecomanager_client_requests_per_minute_per_store": 60,
                                "ecomanager_sandbox_requests_per_minute_per_store": 60,
                                "maystro_client_requests_per_minute_per_store": args.maystro_rpm,
