@@ -154,12 +154,11 @@ def test_a_webhook_order_is_applied_and_assigned_without_waiting_for_the_hour_an
         barrier.wait()
         results["sync"] = sync_store(AppDatabase(), client, store, "new")
 
-    def webhook_apply():
-        with dg.instance_for_test() as own:
-            barrier.wait()
-            results["apply"] = apply_job.execute_in_process(
-                instance=own, resources={"app_db": AppDatabase()},
-                run_config={"ops": {"apply_ecomanager_webhooks": {"config": {"accounts": [store.account]}}}})
+    def webhook_apply():  # the instance is the test's: a second instance_for_test in a thread would
+        barrier.wait()      # swap the process-wide DAGSTER_HOME under the other tests' feet
+        results["apply"] = apply_job.execute_in_process(
+            instance=instance, resources={"app_db": AppDatabase()},
+            run_config={"ops": {"apply_ecomanager_webhooks": {"config": {"accounts": [store.account]}}}})
 
     threads = [threading.Thread(target=hourly), threading.Thread(target=webhook_apply)]
     for thread in threads:
