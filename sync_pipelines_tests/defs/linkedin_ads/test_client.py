@@ -136,7 +136,7 @@ def test_exact_decimals_names_and_a_restated_window_replaced(sandbox, client, co
                 names[key[0]])
 
     before = truth(sandbox, ads.number)
-    assert stored() == {k: exact(k, e) for k, e in before.items()} and len(before) > 100
+    assert stored() == {k: exact(k, e) for k, e in before.items()} and len(before) > 30  # 4 campaigns × 37 days, campaigns start and stop at random
     assert any(v[2].as_tuple().exponent < -2 for v in stored().values())  # micro-currency kept, not cents
     restated = sandbox.restate(ads.number, days=5, vanish=3)
     gone = {(v["campaign_id"], v["date"]) for v in restated["vanished"]}
