@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
+    evaluate_schedule,
     PROJECT_ROOT,
     RESULTS_DIR,
     SandboxProcess,
@@ -516,23 +517,8 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float, poll: float = 
 def nightly_requests(platform: Platform, app_url: str) -> list[Any]:
     """The run requests the platform's nightly schedule makes at 02:00 today (its own function,
     against the app database)."""
-    import dagster as dg
-
-    from sync_pipelines.core.dg.resources import AppDatabase
-
-    module = __import__(f"sync_pipelines.defs.{platform.name}.schedules", fromlist=["schedules"])
-    schedule = next(s for s in module.schedules if s.name == f"{platform.name}_nightly")
     tick = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = app_url
-    try:
-        with dg.build_schedule_context(scheduled_execution_time=tick, resources={"app_db": AppDatabase()}) as context:
-            result = schedule(context)
-    finally:
-        if previous is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous
+    result = evaluate_schedule(platform.name, f"{platform.name}_nightly", tick, app_url)
     return result if isinstance(result, list) else []
 
 

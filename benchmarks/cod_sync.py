@@ -70,6 +70,7 @@ from benchmarks.ads_sync import (
     wait_for,
 )
 from benchmarks.common import (
+    evaluate_schedule,
     PROJECT_ROOT,
     RESULTS_DIR,
     SandboxProcess,
@@ -143,23 +144,7 @@ def register(app_url: str, provider: str, stores: list[str], secret_prefix: str)
 # ----------------------------------------------------------------------------- launching
 def schedule_requests(schedule_name: str, tick: datetime, app_url: str) -> list[Any]:
     """The run requests `schedule_name`'s own function makes at `tick` (against the app database)."""
-    import dagster as dg
-
-    from sync_pipelines.core.dg.resources import AppDatabase
-
-    provider = schedule_name.split("_")[0]
-    module = __import__(f"sync_pipelines.defs.{provider}.schedules", fromlist=["schedules"])
-    schedule = next(s for s in module.schedules if s.name == schedule_name)
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = app_url
-    try:
-        with dg.build_schedule_context(scheduled_execution_time=tick, resources={"app_db": AppDatabase()}) as context:
-            result = schedule(context)
-    finally:
-        if previous is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous
+    result = evaluate_schedule(schedule_name.split("_")[0], schedule_name, tick, app_url)
     if not isinstance(result, list):
         raise RuntimeError(f"{schedule_name} at {tick.isoformat()} asked for no run: {result}")
     return result

@@ -198,6 +198,27 @@ class Interrupts:
         signal.signal(signal.SIGTERM, cls.handle)
 
 
+def evaluate_schedule(provider: str, schedule_name: str, tick: Any, app_url: str) -> Any:
+    """What the provider's schedule `schedule_name` returns at `tick` (its own function, against the
+    app database at `app_url`): run requests or a skip reason."""
+    import dagster as dg
+
+    from sync_pipelines.core.dg.resources import AppDatabase
+
+    module = __import__(f"sync_pipelines.defs.{provider}.schedules", fromlist=["schedules"])
+    schedule = next(s for s in module.schedules if s.name == schedule_name)
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = app_url
+    try:
+        with dg.build_schedule_context(scheduled_execution_time=tick, resources={"app_db": AppDatabase()}) as context:
+            return schedule(context)
+    finally:
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+
+
 def report_interrupted(stopping: str) -> int:
     """Say that an interrupted benchmark writes nothing (half-run figures would mislead); the
     exit code to return (130, as for Ctrl-C)."""

@@ -27,11 +27,16 @@ CURSORS = sa.Table(
 )
 
 
-def load(conn: psycopg.Connection, stream: str, account: str) -> datetime | None:
+def _stored(conn: psycopg.Connection, stream: str, account: str) -> str | None:
     row = conn.execute(
         "SELECT value FROM sync.cursors WHERE stream = %s AND account = %s", (stream, account)
     ).fetchone()
-    return parse_instant(row[0]) if row else None
+    return row[0] if row else None
+
+
+def load(conn: psycopg.Connection, stream: str, account: str) -> datetime | None:
+    value = _stored(conn, stream, account)
+    return parse_instant(value) if value is not None else None
 
 
 def save(conn: psycopg.Connection, stream: str, account: str, value: datetime) -> None:
@@ -51,10 +56,8 @@ def reset(conn: psycopg.Connection, stream: str, account: str) -> None:
 
 def load_id(conn: psycopg.Connection, stream: str, account: str) -> int | None:
     """An id high-water mark (streams read newest first by a growing id), or None."""
-    row = conn.execute(
-        "SELECT value FROM sync.cursors WHERE stream = %s AND account = %s", (stream, account)
-    ).fetchone()
-    return int(row[0]) if row else None
+    value = _stored(conn, stream, account)
+    return int(value) if value is not None else None
 
 
 def save_id(conn: psycopg.Connection, stream: str, account: str, value: int) -> None:
