@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 import sqlalchemy as sa
@@ -82,13 +83,21 @@ def redact_url(url: str) -> str:
     return scheme + sep + _PASSWORD_PARAM.sub(r"\1=***", rest) if sep else _PASSWORD_PARAM.sub(r"\1=***", url)
 
 
+@contextmanager
+def ddl_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """A transaction holding the one DDL advisory lock: concurrent runs creating the same index or
+    view queue behind each other (`CREATE ... IF NOT EXISTS` alone races in the catalog)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_ID,))
+        yield conn
+
+
 def ensure_tables(conn: psycopg.Connection, tables: Iterable[sa.Table]) -> None:
     """Create each table (and its schema) if missing and add columns the code gained since."""
     pending = [t for t in tables if _cache_key(conn, t) not in _ensured]
     if not pending:
         return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_ID,))
+    with ddl_transaction(conn):
         for table in pending:
             _ensure_table(conn, table)
     with _ensured_lock:

@@ -33,7 +33,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.database import ddl_transaction, ensure_tables
 from sync_pipelines.core.registry import INTEGRATIONS
 from sync_pipelines.defs.ecomanager.agents import ASSIGNMENT_STORES, ASSIGNMENTS, TABLES, UNASSIGNED
 from sync_pipelines.defs.ecomanager.tables import ORDERS, SCHEMA
@@ -44,7 +44,6 @@ CLOSED_CONFIRMATION_STATES = ("Confirmé", "Confirmée", "Annulé", "Annulée")
 CLOSED_ORDER_STATES = ("Annulé", "Annulée", "Livré", "Livrée", "Retourné", "Retournée")
 
 QUEUE_VIEW = "assignment_queue"
-_DDL_LOCK_ID = 7_202_613
 _ready: set[str] = set()
 _ready_lock = threading.Lock()
 
@@ -120,8 +119,7 @@ def ensure_assignment_schema(conn: psycopg.Connection) -> None:
     key = conn.info.dsn
     if key in _ready:
         return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_ID,))
+    with ddl_transaction(conn):
         conn.execute(f"CREATE INDEX IF NOT EXISTS orders_new_for_assignment ON {ORDERS_SQL} (account, created_at)"
                      f" WHERE {is_new(None)}")
         conn.execute(f"CREATE OR REPLACE VIEW {QUEUE_SQL} AS {_QUEUE_DEFINITION}")

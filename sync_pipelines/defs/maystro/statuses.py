@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
-from sync_pipelines.core.database import ensure_tables
+from sync_pipelines.core.database import ddl_transaction, ensure_tables
 from sync_pipelines.core.entities import data_columns, row_builder
 from sync_pipelines.defs.maystro.tables import ALL_TABLES, DEFAULT_STATUSES, SHIPMENTS
 
@@ -327,7 +327,13 @@ class _Matcher:
 
 
 def _ensure_index(conn: psycopg.Connection, schema: str, table: str, column: str) -> None:
-    """An index whose first column is `column`, unless the table already has one."""
+    """An index whose first column is `column`, unless the table already has one; under the DDL
+    lock, so two stores' first polls do not both create it."""
+    with ddl_transaction(conn):
+        _create_index_if_missing(conn, schema, table, column)
+
+
+def _create_index_if_missing(conn: psycopg.Connection, schema: str, table: str, column: str) -> None:
     has = conn.execute(
         "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
         " WHERE i.indrelid = to_regclass(%s) AND a.attname = %s",

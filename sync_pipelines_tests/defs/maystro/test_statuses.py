@@ -3,7 +3,10 @@ written, history with its source, batches, matching through an index, webhook id
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+
+import psycopg
 
 import pytest
 
@@ -126,6 +129,35 @@ def test_matching_by_reference_then_display_id_then_tracking_through_an_index(co
     again = apply_statuses(conn, account, [order(4, 6)], source="poll", matching=matching)
     assert (again.changed, again.matched) == (0, 1)
     assert shipments(conn, account)["m-4"][5] == "REF-4"
+
+
+def test_first_polls_of_many_stores_at_once_create_the_match_index_once(database_url, conn, unique, our_orders):
+    """Batch runs poll stores in parallel threads: each first poll finds no index on the orders
+    table; without the DDL lock two `CREATE INDEX IF NOT EXISTS` race and one fails with a
+    catalog UniqueViolation (seen in CI)."""
+    matching = OrderMatching(table=our_orders)
+    threads, barrier, errors = 12, threading.Barrier(12), []
+
+    def first_poll(n: int) -> None:
+        try:
+            with psycopg.connect(database_url, autocommit=True) as own:
+                barrier.wait()
+                apply_statuses(own, f"race{n}-{unique}", [order(1, 6)], source="poll", matching=matching)
+        except Exception as exc:  # noqa: BLE001 - every thread's failure is reported below
+            errors.append(exc)
+
+    for _ in range(20):  # each round on a table without the index again
+        conn.execute(f'DROP INDEX IF EXISTS "{our_orders.split(".")[0]}".orders_reference_maystro_match')
+        workers = [threading.Thread(target=first_poll, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        barrier.reset()
+    assert errors == []
+    schema = our_orders.split(".")[0]
+    assert conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND tablename = 'orders'",
+                        (schema,)).fetchone()[0] == 1
 
 
 def test_matching_can_be_limited_to_the_account_s_own_orders(conn, unique, our_orders):
