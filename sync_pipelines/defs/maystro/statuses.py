@@ -17,11 +17,14 @@ Matching our orders: `OrderMatching` names a table and its reference column (def
 `ecomanager.orders.reference`), compared with Maystro's `external_order_id`, then optionally a
 column holding Maystro's display id and one holding the tracking number; each batch looks its
 values up with `= ANY(%s)` through an index on the column (created when the table has none
-starting with it). A table that does not exist (yet) means no matches, not an error.
+starting with it). A table that does not exist (yet) means no matches, not an error. Polls and
+webhooks read it from `MAYSTRO_MATCH_*` (`OrderMatching.from_env`), so no code changes for another
+orders table.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -64,6 +67,12 @@ class StatusCounts:
         return {f"statuses_{name}": value for name, value in asdict(self).items()}
 
 
+MATCH_ENV = {"table": "MAYSTRO_MATCH_TABLE", "reference_column": "MAYSTRO_MATCH_REFERENCE_COLUMN",
+             "display_id_column": "MAYSTRO_MATCH_DISPLAY_ID_COLUMN", "tracking_column": "MAYSTRO_MATCH_TRACKING_COLUMN",
+             "account_column": "MAYSTRO_MATCH_ACCOUNT_COLUMN"}
+"""OrderMatching field → the environment variable that sets it (unset: the field's default)."""
+
+
 @dataclass(frozen=True)
 class OrderMatching:
     """Where our orders are: `table` ("schema.table"), the column holding the reference Maystro
@@ -84,6 +93,19 @@ class OrderMatching:
         if len(parts) != 2 or not all(_IDENTIFIER.match(n) for n in names if n is not None):
             raise ValueError(f"OrderMatching: expected schema.table and plain column names, got "
                              f"{self.table!r}, {self.reference_column!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrderMatching:
+        """The matching the deployment configured (`MAYSTRO_MATCH_TABLE`, `…_REFERENCE_COLUMN`,
+        `…_DISPLAY_ID_COLUMN`, `…_TRACKING_COLUMN`, `…_ACCOUNT_COLUMN`), read when a poll or a
+        webhook applies statuses, so polls and webhooks always match the same way."""
+        env = os.environ if environ is None else environ
+        chosen = {field: env.get(variable) or None for field, variable in MATCH_ENV.items()}
+        try:
+            return cls(**{field: value for field, value in chosen.items() if value is not None})
+        except ValueError as error:
+            named = ", ".join(f"{v}={env[v]!r}" for v in MATCH_ENV.values() if env.get(v))
+            raise ValueError(f"Maystro order matching from the environment ({named}): {error}") from None
 
     def by(self) -> list[tuple[str, str]]:
         """(record field, column) in the order they are tried."""
@@ -174,7 +196,7 @@ def _apply(conn: psycopg.Connection, account: str, records: Iterable[Mapping[str
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     ensure_status_tables(conn)
-    matcher = _Matcher(conn, matching or OrderMatching())
+    matcher = _Matcher(conn, matching or OrderMatching.from_env())
     counts, batch = StatusCounts(), []
     for record in records:
         counts.read += 1

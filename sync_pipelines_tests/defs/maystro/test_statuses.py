@@ -160,6 +160,27 @@ def test_first_polls_of_many_stores_at_once_create_the_match_index_once(database
                         (schema,)).fetchone()[0] == 1
 
 
+def test_polls_and_webhooks_match_the_way_the_environment_says(conn, unique, our_orders, monkeypatch):
+    monkeypatch.setenv("MAYSTRO_MATCH_TABLE", our_orders)
+    monkeypatch.setenv("MAYSTRO_MATCH_TRACKING_COLUMN", "tracking")
+    monkeypatch.setenv("MAYSTRO_MATCH_REFERENCE_COLUMN", "reference")
+    account = f"env-{unique}"
+    polled = apply_statuses(conn, account, [order(1, 6), order(2, 6), order(3, 6)], source="poll")
+    assert (polled.matched, polled.unmatched) == (2, 1)  # REF-1 by reference, TRK-2 by tracking; 3 has neither
+    assert {k: v[5] for k, v in shipments(conn, account).items()} == {"m-1": "REF-1", "m-2": "OURS-2", "m-3": None}
+    monkeypatch.setenv("MAYSTRO_MATCH_DISPLAY_ID_COLUMN", "maystro_display")
+    hooked = apply_webhook_status(conn, account, {"id": "m-3", "status": 8, "display_id_order": "50003"},
+                                  datetime.now(UTC))
+    assert hooked.matched == 1 and shipments(conn, account)["m-3"][5] == "OURS-3"
+
+
+def test_a_bad_matching_setting_names_its_variable(conn, unique, monkeypatch):
+    monkeypatch.setenv("MAYSTRO_MATCH_TABLE", "orders; drop table x")
+    with pytest.raises(ValueError, match="MAYSTRO_MATCH_TABLE='orders; drop table x'"):
+        apply_statuses(conn, f"bad-{unique}", [order(1, 4)], source="poll")
+    assert shipments(conn, f"bad-{unique}") == {}
+
+
 def test_matching_can_be_limited_to_the_account_s_own_orders(conn, unique, our_orders):
     conn.execute(f"ALTER TABLE {our_orders} ADD COLUMN account text")
     conn.execute(f"UPDATE {our_orders} SET account = 'north-{unique}' WHERE reference = 'REF-1'")
