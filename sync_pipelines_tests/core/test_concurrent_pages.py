@@ -128,11 +128,8 @@ def test_every_page_in_order_with_the_count_from_the_first_page(make_server):
 def test_never_more_than_max_in_flight_and_really_concurrent(make_server):
     server = make_server(total=200, delay=0.05)
     client = client_for(server)
-    started = time.monotonic()
     assert sum(len(p) for p in concurrent_pages(client, reader(client), max_in_flight=4)) == 200
-    elapsed = time.monotonic() - started
-    assert server.peak == 4
-    assert elapsed < 40 * 0.05 * 0.6  # far quicker than 40 sequential requests
+    assert server.peak == 4  # the server saw four requests open at once (never five): really concurrent
 
 
 def test_stays_within_the_rate_limit(make_server):

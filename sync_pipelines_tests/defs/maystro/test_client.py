@@ -29,12 +29,10 @@ def test_every_order_once_newest_first_twenty_a_page(client, store, sandbox):
 
 def test_ten_pages_in_flight_at_once(client, store, sandbox):
     account, _ = store(orders=20 * 60)
-    sandbox.faults.configure(latency_ms=40)
-    started = time.monotonic()
+    sandbox.faults.configure(latency_ms=40)  # each page answers late enough for the others to overlap it
     with client.session(account) as session:
         assert len(all_orders(session)) == 1200
-    assert sandbox.stats()["peak_in_flight"] == 10
-    assert time.monotonic() - started < 60 * 0.04 * 0.5  # far quicker than one page after another
+    assert sandbox.stats()["peak_in_flight"] == 10  # the sandbox saw ten requests open at once, never more
 
 
 def test_in_flight_pages_stay_within_the_rate_limit(sandbox, store, unique):
