@@ -30,6 +30,7 @@ filled server-side as the listing goes, so memory stays flat whatever the listin
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -157,9 +158,17 @@ def sync_stream(
                     report.delete_refused = str(refused)
                     if log:
                         log(f"{stream.name} [{account}]: {refused}")
-    finally:
+    except BaseException:
+        # Tidying up must never replace what stopped the listing: an interrupt that landed in a
+        # commit leaves the connection mid-protocol, and a cleanup error raised in its place
+        # would turn a terminated run into a plain failure, which the RetryPolicy restarts.
+        # The temporary table goes with the session anyway.
         if seen is not None:
-            seen.drop(conn)
+            with contextlib.suppress(psycopg.Error):
+                seen.drop(conn)
+        raise
+    if seen is not None:
+        seen.drop(conn)
 
     # What is stored, not what was offered: `save` never moves a cursor backwards.
     report.cursor_after = cursors.load(conn, stream.name, account)

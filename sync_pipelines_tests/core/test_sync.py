@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+import pytest
 import sqlalchemy as sa
 
 from sync_pipelines.core import cursors
@@ -164,6 +166,32 @@ def test_a_complete_listing_soft_deletes_what_it_no_longer_returns_and_revives_w
     back = sync_stream(conn, stream, "a", scripted([rec(i) for i in range(1, 6)]))
     assert (back.counts.updated, back.counts.deleted) == (1, 0)
     assert live_and_deleted(conn, table) == ([1, 2, 3, 4, 5], [])
+
+
+class Interrupted(BaseException):
+    """What Dagster raises in the run's main thread on SIGINT/SIGTERM (not an Exception)."""
+
+
+def test_an_interrupt_mid_listing_propagates_itself_not_a_cleanup_error(database_url, unique):
+    """A run terminated while a batch commits leaves the connection mid-protocol. Dropping the
+    listing's temporary table then fails; that error must not replace the interrupt (a plain
+    error is retried by the step's RetryPolicy: the terminated run would start again)."""
+    table = soft_table(unique)
+    stream = Stream(name=f"test/{unique}", table=table, propagate_deletes=True, batch_size=2)
+    own = psycopg.connect(database_url, autocommit=True)
+    try:
+        def fetch(since):
+            yield [rec(1), rec(2)]
+            yield [rec(3), rec(4)]  # (the loop looks one page ahead: reading this one commits the first)
+            own.pgconn.send_query(b"SELECT pg_sleep(0.2)")  # the interrupted command, still in progress
+            raise Interrupted()
+
+        with pytest.raises(Interrupted):
+            sync_stream(own, stream, "a", fetch)
+    finally:
+        own.close()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert live_and_deleted(conn, table) == ([1, 2], [])  # the committed batch stays, nothing deleted
 
 
 def test_delete_propagation_refuses_a_mass_delete_but_keeps_the_rows_synced(conn, unique):

@@ -56,6 +56,7 @@ def test_kill_mid_sync_then_rerun_converges(sandbox, client, instance, add_store
                 break
             assert child.poll() is None, "runner exited before writing anything"
             time.sleep(0.05)
+        sandbox.faults.latency_ms = 3000  # hold the next page: the kill lands mid-sync however loaded the machine
         assert 0 < written < 40_000, f"kill did not land mid-sync ({written} rows)"
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
@@ -92,6 +93,10 @@ def test_interrupted_run_is_not_retried_and_keeps_committed_batches(sandbox, add
         if conn.execute("SELECT count(*) FROM shipstation.products WHERE account = %s", (account,)).fetchone()[0]:
             break
         time.sleep(0.05)
+    # Hold the next pages so the sync cannot finish before the signal, however loaded the machine
+    # (a starved test process once polled too late: the run had ended and rightly reported success).
+    sandbox.faults.latency_ms = 3000
+    assert child.poll() is None, "the sync ended before it could be interrupted"
     child.send_signal(signal.SIGINT)  # what Ctrl-C or a run termination delivers
     output, _ = child.communicate(timeout=60)
     assert child.returncode != 0, "an interrupted sync must not report success"
