@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import date
 from ipaddress import ip_address
 from typing import Any, Callable, Iterable, Protocol
 
@@ -177,3 +178,12 @@ def required_name(body: dict[str, Any], field: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{field} (non-empty string) is required")
     return value
+
+
+def iso_date(raw: Any, name: str) -> date:
+    """A ``YYYY-MM-DD`` control parameter (a query's ``since``, a body's ``history_start``) as a
+    date; anything else is a 400 naming the parameter."""
+    try:
+        return date.fromisoformat(str(raw))
+    except ValueError:
+        raise ValueError(f"{name} must be a YYYY-MM-DD date, got {raw!r}") from None

@@ -154,6 +154,22 @@ def rate_limit_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"requests_per_minute": args.requests_per_minute or None, "window_seconds": args.window_seconds}
 
 
+def add_served_arguments(parser: argparse.ArgumentParser, *, option: str, noun: str, default: list[str],
+                         first_id: str, id_note: str = "") -> None:
+    """The options every ad sandbox serves its accounts with: ``--<option>s`` (a list),
+    ``--<option>-count`` consecutive ids from ``--first-<option>-id`` (what `served_ids` reads),
+    ``--campaigns`` per account and ``--currency``. `noun` names an account in the help."""
+    parser.add_argument(f"--{option}s", default=None,
+                        help=f"comma-separated {noun} ids{id_note}; default {','.join(default)} unless"
+                             f" --{option}-count is given")
+    parser.add_argument(f"--{option}-count", type=int, default=0,
+                        help=f"also serve this many {noun}s with consecutive ids from --first-{option}-id"
+                             f" (benchmarks: 1,000 {noun}s without a long list)")
+    parser.add_argument(f"--first-{option}-id", default=first_id, help=f"first id of --{option}-count")
+    parser.add_argument("--campaigns", type=int, default=5, help=f"campaigns per {noun}")
+    parser.add_argument("--currency", default="USD")
+
+
 def served_ids(listed: str | None, count: int, first: int, *, option: str, default: list[str],
                normalise: Callable[[str], str] = str.strip, digits: int | None = None) -> list[str]:
     """The account ids a sandbox's command line serves: the comma-separated `listed` ones, then

@@ -22,7 +22,7 @@ from sync_pipelines.sandbox.google_ads.mutations import GoogleAdsMutations
 from sync_pipelines.sandbox.google_ads.oauth import OAuthServer
 from sync_pipelines.sandbox.google_ads.routes import MAX_BATCH_ROWS, SUPPORTED_API_VERSIONS, GoogleAdsRoutes
 from sync_pipelines.sandbox.ratelimit import RateLimiter
-from sync_pipelines.sandbox.server import cli_main, served_ids
+from sync_pipelines.sandbox.server import add_served_arguments, cli_main, served_ids
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ DEVELOPER_TOKEN = "sandbox-google-ads-developer-token"
 CLIENT_ID = "sandbox-google-ads-client.apps.googleusercontent.com"
 CLIENT_SECRET = "sandbox-google-ads-client-secret"
 THROTTLE_SCOPES = ("ACCOUNT", "DEVELOPER")
+DEFAULT_CUSTOMERS = ["1234567890"]  # served when the command line names none
 
 
 class GoogleAdsSandbox(GoogleAdsRoutes, GoogleAdsControl, GoogleAdsMutations, ProviderSandbox):
@@ -179,16 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--customers", default=None,
-                        help="comma-separated customer ids (10 digits, dashes allowed); default 1234567890 unless"
-                             " --customer-count is given")
-    parser.add_argument("--customer-count", type=int, default=0,
-                        help="also serve this many customers with consecutive ids from --first-customer-id"
-                             " (benchmarks: 1,000 customers without a 11,000-character list)")
-    parser.add_argument("--first-customer-id", default="1000000000", help="first id of --customer-count")
-    parser.add_argument("--campaigns", type=int, default=5, help="campaigns per customer")
+    add_served_arguments(parser, option="customer", noun="customer", default=DEFAULT_CUSTOMERS,
+                         first_id="1000000000", id_note=" (10 digits, dashes allowed)")
     parser.add_argument("--time-zone", default="America/New_York")
-    parser.add_argument("--currency", default="USD")
     parser.add_argument("--api-version", default="v26")
     parser.add_argument("--refresh-token", default=None,
                         help="the grant's refresh token (default: a random one, printed); a known value lets a"
@@ -205,7 +199,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def customer_ids(args: argparse.Namespace) -> list[str]:
     """The ids to serve: ``--customers`` and ``--customer-count`` consecutive ids, in that order, once each."""
     return served_ids(args.customers, args.customer_count, int(normalise_customer_id(args.first_customer_id)),
-                      option="customer", default=["1234567890"], normalise=normalise_customer_id, digits=10)
+                      option="customer", default=DEFAULT_CUSTOMERS, normalise=normalise_customer_id, digits=10)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:

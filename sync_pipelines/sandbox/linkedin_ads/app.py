@@ -23,13 +23,14 @@ from sync_pipelines.sandbox.linkedin_ads.data import (
 from sync_pipelines.sandbox.linkedin_ads.mutations import LinkedInAdsMutations
 from sync_pipelines.sandbox.linkedin_ads.oauth import REFRESH_SECONDS, OAuthServer
 from sync_pipelines.sandbox.linkedin_ads.routes import MAX_ELEMENTS, LinkedInAdsRoutes
-from sync_pipelines.sandbox.server import cli_main, served_ids
+from sync_pipelines.sandbox.server import add_served_arguments, cli_main, served_ids
 
 log = logging.getLogger(__name__)
 
 CLIENT_ID = "sandbox-linkedin-client"
 CLIENT_SECRET = "sandbox-linkedin-client-secret"
 LATEST_VERSION = "202611"
+DEFAULT_ACCOUNTS = ["508000001", "508000002"]  # served when the command line names none
 
 
 def active_versions(latest: str = LATEST_VERSION, months: int = 12) -> tuple[str, ...]:
@@ -156,16 +157,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--accounts", default=None,
-                        help="comma-separated ad account ids; default 508000001,508000002 unless --account-count is given")
-    parser.add_argument("--account-count", type=int, default=0,
-                        help="also serve this many ad accounts with consecutive ids from --first-account-id"
-                             " (benchmarks: 1,000 accounts without a long list)")
-    parser.add_argument("--first-account-id", default="600000000", help="first id of --account-count")
-    parser.add_argument("--campaigns", type=int, default=5, help="campaigns per ad account")
+    add_served_arguments(parser, option="account", noun="ad account", default=DEFAULT_ACCOUNTS,
+                         first_id="600000000")
     parser.add_argument("--big-account", default="508000999",
                         help="an extra account with 200 campaigns: 90 days exceed the 15,000-element cap ('' for none)")
-    parser.add_argument("--currency", default="USD")
     parser.add_argument("--latest-version", default=LATEST_VERSION, help="newest active LinkedIn-Version (YYYYMM)")
     parser.add_argument("--refresh-token", default=None,
                         help="the grant's refresh token (default: a random one), so a caller can store it beforehand")
@@ -175,7 +170,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def account_ids(args: argparse.Namespace) -> list[str]:
     """The ids to serve: ``--accounts`` and ``--account-count`` consecutive ids, in that order, once each."""
     return served_ids(args.accounts, args.account_count, int(account_number(args.first_account_id)),
-                      option="account", default=["508000001", "508000002"], normalise=account_number)
+                      option="account", default=DEFAULT_ACCOUNTS, normalise=account_number)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:

@@ -9,26 +9,19 @@ sandbox's own loopback-only control plane), never logged.
 from __future__ import annotations
 
 import time
-from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 
+from sync_pipelines.sandbox.ad_restatement import RestateControl
 from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.clock import SettableClock
-from sync_pipelines.sandbox.control import only_fields
+from sync_pipelines.sandbox.control import iso_date, only_fields
 
 PREFIX = "/_sandbox/linkedin_ads"
 
 
-def _day(raw: Any, name: str) -> date:
-    try:
-        return date.fromisoformat(str(raw))
-    except ValueError:
-        raise ValueError(f"{name} must be a YYYY-MM-DD date, got {raw!r}") from None
-
-
-class LinkedInAdsControl(SettableClock):
+class LinkedInAdsControl(RestateControl, SettableClock):
     """Clock and control plane of `LinkedInAdsSandbox` (mixed into it). The clock is real time
     unless set; "today" (UTC), token expiry and restatement read it."""
 
@@ -87,17 +80,8 @@ class LinkedInAdsControl(SettableClock):
             self.set_max_elements(int(body["max_elements"]))
         return {"max_elements": self.max_elements, "truncated_responses": self.truncated_responses}
 
-    def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        only_fields(body, {"account_id", "days", "change", "vanish"})
-        return self.restate(str(body.get("account_id", "")), int(body.get("days", 28)),
-                            change=body.get("change"), vanish=body.get("vanish"))
-
-    def _ctl_drift(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        only_fields(body, {"account_id"})
-        return self.drift(str(body.get("account_id", "")))
-
     def _ctl_analytics(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """The truth: every campaign-day element of an account in since..until (no cap)."""
         q = request.query_params
-        return {"elements": self.elements(q.get("account_id", ""), _day(q.get("since"), "since"),
-                                          _day(q.get("until"), "until"))}
+        return {"elements": self.elements(q.get("account_id", ""), iso_date(q.get("since"), "since"),
+                                          iso_date(q.get("until"), "until"))}

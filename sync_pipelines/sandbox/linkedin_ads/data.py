@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sync_pipelines.sandbox.ad_days import SeededCampaign, delivered, funnel
+
 DEFAULT_HISTORY_START = date(2024, 1, 1)
 CAMPAIGN_URN = "urn:li:sponsoredCampaign:"
 ACCOUNT_URN = "urn:li:sponsoredAccount:"
@@ -28,27 +30,17 @@ METRIC_FIELDS = ("impressions", "clicks", "costInLocalCurrency", "costInUsd", "e
                  "conversionValueInLocalCurrency", "landingPageClicks", "likes", "shares", "follows")
 FIELDS = frozenset({"dateRange", "pivotValues", *METRIC_FIELDS})
 DEFAULT_FIELDS = ("dateRange", "pivotValues", "impressions", "clicks")
-NO_DELIVERY_RATE = 0.06  # a campaign-day without delivery has no element at all
 _WORDS = ("Q1", "Q2", "Q3", "Q4", "Brand", "Demand Gen", "ABM", "Retargeting", "Webinar", "Whitepaper", "Hiring")
 _GOALS = ("Lead Gen", "Website Visits", "Awareness", "Conversions", "Video Views", "Engagement")
 
 
 @dataclass(frozen=True)
-class Campaign:
+class Campaign(SeededCampaign):
     id: int
-    name: str
     status: str
-    start: date
-    end: date | None
-    impressions_per_day: int
-    ctr: float
     cpm_micros: int  # cost per 1,000 impressions, in millionths of the currency
-    cvr: float
     value_cents: int
     listed: bool = True  # False: missing from the adCampaigns finder (a campaign created mid-sync)
-
-    def runs_on(self, day: date) -> bool:
-        return self.start <= day and (self.end is None or day <= self.end)
 
     @property
     def urn(self) -> str:
@@ -105,16 +97,11 @@ class AccountData:
 
 def base_cell(seed: int, account_id: str, campaign: Campaign, day: date) -> dict[str, int] | None:
     """The generated (never restated) metrics of one campaign-day, or None (no delivery)."""
-    if not campaign.runs_on(day):
+    rng = delivered(f"linkedin_ads:{seed}:{account_id}", campaign, day)
+    if rng is None:
         return None
-    rng = random.Random(f"linkedin_ads:{seed}:{account_id}:{campaign.id}:{day.isoformat()}")
-    if rng.random() < NO_DELIVERY_RATE:
-        return None
-    impressions = max(1, int(campaign.impressions_per_day * (0.6 + 0.8 * rng.random())))
-    clicks = int(impressions * campaign.ctr * (0.7 + 0.6 * rng.random()))
-    cost = max(1, int(impressions * campaign.cpm_micros / 1000 * (0.85 + 0.3 * rng.random())))
-    conversions = int(clicks * campaign.cvr * (0.5 + rng.random()))
-    value = int(conversions * campaign.value_cents * (0.8 + 0.4 * rng.random()))
+    impressions, clicks, cost, conversions, value = funnel(
+        rng, campaign, cpm=campaign.cpm_micros, order_value=campaign.value_cents)
     return {"impressions": impressions, "clicks": clicks, "cost_micros": cost, "conversions": conversions,
             "value_cents": value, "landing_page_clicks": int(clicks * 0.9)}
 

@@ -8,8 +8,9 @@ campaign-days, so a sync that does not re-read its window drifts away.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
+
+from sync_pipelines.sandbox.ad_restatement import drift_amounts, restate_window, window_days
 
 
 class LinkedInAdsMutations:
@@ -20,36 +21,11 @@ class LinkedInAdsMutations:
         """Restate the account's last `days` days (today included): `change` rows get late
         conversions and lose invalid clicks (default half), `vanish` rows disappear (default a
         tenth, at least one). Returns the changed and vanished campaign-days."""
-        if int(days) < 1:
-            raise ValueError("days must be >= 1")
+        days = window_days(days)
         with self._lock:
             account = self.account(account_id)
-            today = account.today(self.now())
-            present = [(campaign, day, cell) for offset in range(int(days))
-                       for day in [today - timedelta(days=offset)] for campaign in account.campaigns
-                       if (cell := account.cell(campaign, day)) is not None]
-            rng = account.rng
-            n_vanish = min(len(present), max(1, len(present) // 10) if vanish is None else max(0, int(vanish)))
-            picked = rng.sample(range(len(present)), len(present))
-            gone, rest = picked[:n_vanish], picked[n_vanish:]
-            n_change = min(len(rest), len(present) // 2 if change is None else max(0, int(change)))
-            vanished, changed = [], []
-            for i in sorted(gone):
-                campaign, day, _ = present[i]
-                account.overrides[(campaign.id, day)] = None
-                vanished.append({"campaign_id": str(campaign.id), "date": day.isoformat()})
-            for i in sorted(rest[:n_change]):
-                campaign, day, cell = present[i]
-                late = rng.randint(1, 3)
-                new = dict(cell, conversions=cell["conversions"] + late,
-                           value_cents=cell["value_cents"] + late * campaign.value_cents)
-                invalid = min(cell["clicks"], rng.randint(0, max(1, cell["clicks"] // 40)))
-                if invalid:
-                    new["clicks"] -= invalid
-                    new["cost_micros"] = max(0, cell["cost_micros"] - cell["cost_micros"] * invalid
-                                             // max(cell["clicks"], 1) // 2)
-                account.overrides[(campaign.id, day)] = new
-                changed.append({"campaign_id": str(campaign.id), "date": day.isoformat()})
+            changed, vanished = restate_window(account, account.today(self.now()), days, change=change,
+                                               vanish=vanish, restated=_restated)
             return {"account_id": account.account_id, "changed": changed, "vanished": vanished}
 
     def drift(self, account_id: str) -> dict[str, Any]:
@@ -57,4 +33,16 @@ class LinkedInAdsMutations:
         and then a vanished row."""
         with self._lock:
             rng = self.account(account_id).rng
-            return self.restate(account_id, 3, change=rng.randint(1, 3), vanish=1 if rng.random() < 0.2 else 0)
+            return self.restate(account_id, 3, **drift_amounts(rng))
+
+
+def _restated(campaign: Any, cell: dict[str, int], rng: Any) -> dict[str, int]:
+    """A campaign-day after late conversions and invalid-click removal."""
+    late = rng.randint(1, 3)
+    new = dict(cell, conversions=cell["conversions"] + late,
+               value_cents=cell["value_cents"] + late * campaign.value_cents)
+    invalid = min(cell["clicks"], rng.randint(0, max(1, cell["clicks"] // 40)))
+    if invalid:
+        new["clicks"] -= invalid
+        new["cost_micros"] = max(0, cell["cost_micros"] - cell["cost_micros"] * invalid // max(cell["clicks"], 1) // 2)
+    return new

@@ -23,12 +23,13 @@ from sync_pipelines.sandbox.meta_ads.oauth import LONG_LIVED_SECONDS, Token, Tok
 from sync_pipelines.sandbox.meta_ads.reports import InsightsQuery, JobRule, ReportRun, compute_rows
 from sync_pipelines.sandbox.meta_ads.routes import MetaAdsRoutes
 from sync_pipelines.sandbox.meta_ads.throttle import InsightsThrottle
-from sync_pipelines.sandbox.server import cli_main, served_ids
+from sync_pipelines.sandbox.server import add_served_arguments, cli_main, served_ids
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_API_VERSIONS = ("v21.0", "v22.0", "v23.0", "v24.0")
 DEFAULT_TOKEN = "sandbox-meta-token"
+DEFAULT_ACCOUNTS = ["1001", "1002"]  # served when the command line names none
 
 
 def account_number(account_id: str) -> str:
@@ -157,14 +158,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--accounts", default=None,
-                        help="comma-separated ad account ids; default 1001,1002 unless --account-count is given")
-    parser.add_argument("--account-count", type=int, default=0,
-                        help="also serve this many ad accounts with consecutive ids from --first-account-id"
-                             " (benchmarks: 1,000 accounts without a long list)")
-    parser.add_argument("--first-account-id", default="200000000000", help="first id of --account-count")
-    parser.add_argument("--campaigns", type=int, default=5, help="campaigns per ad account")
-    parser.add_argument("--currency", default="USD")
+    add_served_arguments(parser, option="account", noun="ad account", default=DEFAULT_ACCOUNTS,
+                         first_id="200000000000")
     parser.add_argument("--timezone", default="America/Los_Angeles", help="every account's timezone_name")
     parser.add_argument("--api-version", default="v23.0")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="a long-lived token reading every account")
@@ -181,7 +176,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def account_ids(args: argparse.Namespace) -> list[str]:
     """The ids to serve: ``--accounts`` and ``--account-count`` consecutive ids, in that order, once each."""
     return served_ids(args.accounts, args.account_count, int(account_number(args.first_account_id)),
-                      option="account", default=["1001", "1002"], normalise=account_number)
+                      option="account", default=DEFAULT_ACCOUNTS, normalise=account_number)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:

@@ -8,26 +8,19 @@ sandbox's own control plane, loopback-only), never logged.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 
+from sync_pipelines.sandbox.ad_restatement import RestateControl
 from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.clock import SettableClock
-from sync_pipelines.sandbox.control import only_fields
+from sync_pipelines.sandbox.control import iso_date, only_fields
 
 PREFIX = "/_sandbox/meta_ads"
 
 
-def _day(raw: Any, name: str) -> date:
-    try:
-        return date.fromisoformat(str(raw))
-    except ValueError:
-        raise ValueError(f"{name} must be a YYYY-MM-DD date, got {raw!r}") from None
-
-
-class MetaAdsControl(SettableClock):
+class MetaAdsControl(RestateControl, SettableClock):
     """Clock and control plane of `MetaAdsSandbox` (mixed into it). The clock is real time
     unless set; "today" of every account, token expiry and report-run times read it."""
 
@@ -55,7 +48,7 @@ class MetaAdsControl(SettableClock):
             account = self.add_account(
                 str(body.get("account_id", "")), name=body.get("name"), currency=body.get("currency", "USD"),
                 timezone_name=body.get("timezone_name", "America/Los_Angeles"), campaigns=body.get("campaigns", 5),
-                history_start=_day(body["history_start"], "history_start") if "history_start" in body else None,
+                history_start=iso_date(body["history_start"], "history_start") if "history_start" in body else None,
                 account_status=int(body.get("account_status", 1)))
             return {**account.info(self.now()), "campaigns": [c.id for c in account.campaigns]}
         with self._lock:
@@ -107,17 +100,8 @@ class MetaAdsControl(SettableClock):
                                    n=int(burst.get("n", 1)), regain_minutes=int(burst.get("regain_minutes", 0)))
         return self.throttle.snapshot()
 
-    def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        only_fields(body, {"account_id", "days", "change", "vanish"})
-        return self.restate(str(body.get("account_id", "")), int(body.get("days", 28)),
-                            change=body.get("change"), vanish=body.get("vanish"))
-
-    def _ctl_drift(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        only_fields(body, {"account_id"})
-        return self.drift(str(body.get("account_id", "")))
-
     def _ctl_insights(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """The truth: every campaign-day row of an account in since..until, as served now."""
         q = request.query_params
         account_id = q.get("account_id", "")
-        return {"data": self.rows(account_id, _day(q.get("since"), "since"), _day(q.get("until"), "until"))}
+        return {"data": self.rows(account_id, iso_date(q.get("since"), "since"), iso_date(q.get("until"), "until"))}

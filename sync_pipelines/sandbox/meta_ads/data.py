@@ -20,6 +20,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sync_pipelines.sandbox.ad_days import SeededCampaign, delivered, funnel
+
 DEFAULT_HISTORY_START = date(2024, 1, 1)
 # Currencies Meta counts without a minor unit (no decimals in amounts).
 ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "ISK", "JPY", "KRW", "PYG", "VND"})
@@ -31,24 +33,14 @@ _WORDS = ("Spring", "Summer", "Autumn", "Winter", "Evergreen", "Launch", "Retarg
           "Prospecting", "Brand", "Promo", "Clearance", "Holiday", "Always-on")
 _GOALS = ("Sales", "Traffic", "Leads", "Awareness", "Catalog", "App installs")
 _OBJECTIVES = ("OUTCOME_SALES", "OUTCOME_TRAFFIC", "OUTCOME_LEADS", "OUTCOME_AWARENESS")
-NO_DELIVERY_RATE = 0.06  # a campaign-day with no delivery has no row at all
 
 
 @dataclass(frozen=True)
-class Campaign:
+class Campaign(SeededCampaign):
     id: str
-    name: str
     objective: str
-    start: date
-    end: date | None
-    impressions_per_day: int
-    ctr: float  # clicks per impression
     cpm_minor: int  # minor units per 1,000 impressions
-    cvr: float  # purchases per click
     order_value_minor: int
-
-    def runs_on(self, day: date) -> bool:
-        return self.start <= day and (self.end is None or day <= self.end)
 
 
 @dataclass
@@ -105,17 +97,12 @@ class AccountData:
 
 def base_cell(seed: int, account_id: str, campaign: Campaign, day: date) -> dict[str, int] | None:
     """The generated (never restated) metrics of one campaign-day, or None (no delivery)."""
-    if not campaign.runs_on(day):
-        return None
-    rng = random.Random(f"meta_ads:{seed}:{account_id}:{campaign.id}:{day.isoformat()}")
-    if rng.random() < NO_DELIVERY_RATE:
+    rng = delivered(f"meta_ads:{seed}:{account_id}", campaign, day)
+    if rng is None:
         return None
     weekday = (1.0, 0.95, 0.97, 1.0, 1.08, 1.2, 1.15)[day.weekday()]
-    impressions = max(1, int(campaign.impressions_per_day * weekday * (0.6 + 0.8 * rng.random())))
-    clicks = int(impressions * campaign.ctr * (0.7 + 0.6 * rng.random()))
-    spend = max(1, int(impressions * campaign.cpm_minor / 1000 * (0.85 + 0.3 * rng.random())))
-    purchases = int(clicks * campaign.cvr * (0.5 + rng.random()))
-    value = int(purchases * campaign.order_value_minor * (0.8 + 0.4 * rng.random()))
+    impressions, clicks, spend, purchases, value = funnel(
+        rng, campaign, cpm=campaign.cpm_minor, order_value=campaign.order_value_minor, weekday=weekday)
     return {"impressions": impressions, "clicks": clicks, "spend": spend, "purchases": purchases,
             "purchase_value": value, "add_to_cart": purchases * 3 + rng.randint(0, 4),
             "landing_page_views": int(clicks * 0.8)}

@@ -9,10 +9,10 @@ chosen campaign-days of an account, so a sync that does not re-read its window d
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from sync_pipelines.sandbox.meta_ads.data import AccountData
+from sync_pipelines.sandbox.ad_restatement import drift_amounts, restate_window, window_days
+from sync_pipelines.sandbox.meta_ads.data import AccountData, Campaign
 
 
 class MetaAdsMutations:
@@ -23,29 +23,11 @@ class MetaAdsMutations:
         """Restate the account's last `days` local days (today included): `change` rows get late
         conversions and lose invalid clicks (default: half of the rows), `vanish` rows disappear
         (default: a tenth, at least one). Returns the changed and vanished campaign-days."""
-        if int(days) < 1:
-            raise ValueError("days must be >= 1")
+        days = window_days(days)
         with self._lock:
             account: AccountData = self.account(account_id)
-            today = account.today(self.now())
-            present = [(campaign, day, cell)
-                       for offset in range(int(days)) for day in [today - timedelta(days=offset)]
-                       for campaign in account.campaigns
-                       if (cell := account.cell(campaign, day)) is not None]
-            rng = account.rng
-            n_vanish = min(len(present), max(1, len(present) // 10) if vanish is None else max(0, int(vanish)))
-            picked = rng.sample(range(len(present)), len(present))
-            gone, rest = picked[:n_vanish], picked[n_vanish:]
-            n_change = min(len(rest), len(present) // 2 if change is None else max(0, int(change)))
-            vanished, changed = [], []
-            for i in sorted(gone):
-                campaign, day, _ = present[i]
-                account.overrides[(campaign.id, day)] = None
-                vanished.append({"campaign_id": campaign.id, "date": day.isoformat()})
-            for i in sorted(rest[:n_change]):
-                campaign, day, cell = present[i]
-                account.overrides[(campaign.id, day)] = _restated(cell, campaign.order_value_minor, rng)
-                changed.append({"campaign_id": campaign.id, "date": day.isoformat()})
+            changed, vanished = restate_window(account, account.today(self.now()), days, change=change,
+                                               vanish=vanish, restated=_restated)
             return {"account_id": account.account_id, "changed": changed, "vanished": vanished}
 
     def drift(self, account_id: str) -> dict[str, Any]:
@@ -53,15 +35,15 @@ class MetaAdsMutations:
         now and then a vanished row."""
         with self._lock:
             rng = self.account(account_id).rng
-            return self.restate(account_id, 3, change=rng.randint(1, 3), vanish=1 if rng.random() < 0.2 else 0)
+            return self.restate(account_id, 3, **drift_amounts(rng))
 
 
-def _restated(cell: dict[str, int], order_value_minor: int, rng: Any) -> dict[str, int]:
+def _restated(campaign: Campaign, cell: dict[str, int], rng: Any) -> dict[str, int]:
     """A campaign-day after late conversions and invalid-click removal (never equal to `cell`)."""
     new = dict(cell)
     late = rng.randint(1, 3)
     new["purchases"] += late
-    new["purchase_value"] += int(late * order_value_minor * (0.8 + 0.4 * rng.random()))
+    new["purchase_value"] += int(late * campaign.order_value_minor * (0.8 + 0.4 * rng.random()))
     new["add_to_cart"] += late
     invalid = min(cell["clicks"], rng.randint(0, max(1, cell["clicks"] // 40)))
     if invalid:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from sync_pipelines.sandbox.base import ProviderSandbox
 from sync_pipelines.sandbox.faults import Faults
-from sync_pipelines.sandbox.server import cli_main, served_ids
+from sync_pipelines.sandbox.server import add_served_arguments, cli_main, served_ids
 from sync_pipelines.sandbox.tiktok_ads import reports
 from sync_pipelines.sandbox.tiktok_ads.control import TikTokAdsControl
 from sync_pipelines.sandbox.tiktok_ads.data import DEFAULT_HISTORY_START, Advertiser, generate_advertiser
@@ -29,6 +29,7 @@ from sync_pipelines.sandbox.tiktok_ads.routes import TikTokAdsRoutes
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "sandbox-tiktok-token"
+DEFAULT_ADVERTISERS = ["7001", "7002"]  # served when the command line names none
 ALL_METRICS = ("campaign_name", "currency", "spend", "impressions", "clicks", "conversion", "complete_payment",
                "total_complete_payment_rate", "total_purchase_value")
 
@@ -123,14 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--advertisers", default=None,
-                        help="comma-separated advertiser ids; default 7001,7002 unless --advertiser-count is given")
-    parser.add_argument("--advertiser-count", type=int, default=0,
-                        help="also serve this many advertisers with consecutive ids from --first-advertiser-id"
-                             " (benchmarks: 1,000 advertisers without a long list)")
-    parser.add_argument("--first-advertiser-id", default="7100000000", help="first id of --advertiser-count")
-    parser.add_argument("--campaigns", type=int, default=5, help="campaigns per advertiser")
-    parser.add_argument("--currency", default="USD")
+    add_served_arguments(parser, option="advertiser", noun="advertiser", default=DEFAULT_ADVERTISERS,
+                         first_id="7100000000")
     parser.add_argument("--timezone", default="America/Los_Angeles", help="every advertiser's time zone")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="a long-term token reading every advertiser")
     parser.add_argument("--app-id", default="sandbox-tiktok-app")
@@ -143,7 +138,7 @@ def advertiser_ids(args: argparse.Namespace) -> list[str]:
     if not args.first_advertiser_id.strip().isdigit():
         raise SystemExit("--first-advertiser-id is digits")
     return served_ids(args.advertisers, args.advertiser_count, int(args.first_advertiser_id), option="advertiser",
-                      default=["7001", "7002"])
+                      default=DEFAULT_ADVERTISERS)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Callable[[str], list[str]]]:

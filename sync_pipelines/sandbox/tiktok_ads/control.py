@@ -8,28 +8,23 @@ loopback-only (``sandbox.control``). Token values are accepted and returned here
 from __future__ import annotations
 
 import time
-from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 
+from sync_pipelines.sandbox.ad_restatement import RestateControl
 from sync_pipelines.sandbox.base import ControlRoute
 from sync_pipelines.sandbox.clock import SettableClock
-from sync_pipelines.sandbox.control import only_fields
+from sync_pipelines.sandbox.control import iso_date, only_fields
 
 PREFIX = "/_sandbox/tiktok_ads"
 
 
-def _day(raw: Any, name: str) -> date:
-    try:
-        return date.fromisoformat(str(raw))
-    except ValueError:
-        raise ValueError(f"{name} must be a YYYY-MM-DD date, got {raw!r}") from None
-
-
-class TikTokAdsControl(SettableClock):
+class TikTokAdsControl(RestateControl, SettableClock):
     """Clock and control plane of `TikTokAdsSandbox` (mixed into it). The clock is real time
     unless set; every advertiser's "today" and token expiry read it."""
+
+    restate_field = "advertiser_id"
 
     def _control_table(self) -> list[ControlRoute]:
         return [
@@ -53,7 +48,7 @@ class TikTokAdsControl(SettableClock):
             made = self.add_advertiser(
                 str(body.get("advertiser_id", "")), name=body.get("name"), currency=body.get("currency", "USD"),
                 timezone=body.get("timezone", "America/Los_Angeles"), campaigns=body.get("campaigns", 5),
-                history_start=_day(body["history_start"], "history_start") if "history_start" in body else None)
+                history_start=iso_date(body["history_start"], "history_start") if "history_start" in body else None)
             return {**made.info(), "campaigns": [c.id for c in made.campaigns]}
         with self._lock:
             found = list(self._accounts.values())
@@ -83,17 +78,8 @@ class TikTokAdsControl(SettableClock):
         self.requests_per_second = None if not value else int(value)
         return {"requests_per_second": self.requests_per_second}
 
-    def _ctl_restate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        only_fields(body, {"advertiser_id", "days", "change", "vanish"})
-        return self.restate(str(body.get("advertiser_id", "")), int(body.get("days", 7)), change=body.get("change"),
-                            vanish=body.get("vanish"))
-
-    def _ctl_drift(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        only_fields(body, {"advertiser_id"})
-        return self.drift(str(body.get("advertiser_id", "")))
-
     def _ctl_report(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """The truth: every campaign-day row of an advertiser in since..until, as served now."""
         q = request.query_params
-        return {"list": self.rows(q.get("advertiser_id", ""), _day(q.get("since"), "since"),
-                                  _day(q.get("until"), "until"))}
+        return {"list": self.rows(q.get("advertiser_id", ""), iso_date(q.get("since"), "since"),
+                                  iso_date(q.get("until"), "until"))}

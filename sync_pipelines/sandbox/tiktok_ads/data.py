@@ -23,8 +23,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sync_pipelines.sandbox.ad_days import SeededCampaign, delivered, funnel
+
 DEFAULT_HISTORY_START = date(2024, 1, 1)
-NO_DELIVERY_RATE = 0.06  # a campaign-day without delivery has no row at all
 CELL = ("impressions", "clicks", "spend", "conversion", "complete_payment", "payment_value", "app_purchase_value")
 _WORDS = ("Spark", "Spring", "Summer", "Launch", "Retargeting", "Evergreen", "Promo", "Creator", "Holiday")
 _GOALS = ("Web Conversions", "App Installs", "Traffic", "Reach", "Video Views", "Product Sales")
@@ -32,21 +33,12 @@ _OBJECTIVES = ("WEB_CONVERSIONS", "APP_PROMOTION", "TRAFFIC", "REACH", "VIDEO_VI
 
 
 @dataclass(frozen=True)
-class Campaign:
+class Campaign(SeededCampaign):
     id: str
-    name: str
     objective: str
-    start: date
-    end: date | None
-    impressions_per_day: int
-    ctr: float
     cpm_cents: int
-    cvr: float
     order_value_cents: int
     app: bool  # an app campaign: its purchases are in-app, not website payments
-
-    def runs_on(self, day: date) -> bool:
-        return self.start <= day and (self.end is None or day <= self.end)
 
 
 @dataclass
@@ -83,16 +75,11 @@ class Advertiser:
 
 def base_cell(seed: int, advertiser_id: str, campaign: Campaign, day: date) -> dict[str, int] | None:
     """The generated (never restated) metrics of one campaign-day (money in cents), or None."""
-    if not campaign.runs_on(day):
+    rng = delivered(f"tiktok_ads:{seed}:{advertiser_id}", campaign, day)
+    if rng is None:
         return None
-    rng = random.Random(f"tiktok_ads:{seed}:{advertiser_id}:{campaign.id}:{day.isoformat()}")
-    if rng.random() < NO_DELIVERY_RATE:
-        return None
-    impressions = max(1, int(campaign.impressions_per_day * (0.6 + 0.8 * rng.random())))
-    clicks = int(impressions * campaign.ctr * (0.7 + 0.6 * rng.random()))
-    spend = max(1, int(impressions * campaign.cpm_cents / 1000 * (0.85 + 0.3 * rng.random())))
-    purchases = int(clicks * campaign.cvr * (0.5 + rng.random()))
-    value = int(purchases * campaign.order_value_cents * (0.8 + 0.4 * rng.random()))
+    impressions, clicks, spend, purchases, value = funnel(
+        rng, campaign, cpm=campaign.cpm_cents, order_value=campaign.order_value_cents)
     return {"impressions": impressions, "clicks": clicks, "spend": spend, "conversion": purchases,
             "complete_payment": 0 if campaign.app else purchases,
             "payment_value": 0 if campaign.app else value, "app_purchase_value": value if campaign.app else 0}

@@ -10,10 +10,10 @@ window drifts away.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from sync_pipelines.sandbox.tiktok_ads.data import Advertiser
+from sync_pipelines.sandbox.ad_restatement import drift_amounts, restate_window, window_days
+from sync_pipelines.sandbox.tiktok_ads.data import Advertiser, Campaign
 
 
 class TikTokAdsMutations:
@@ -23,39 +23,11 @@ class TikTokAdsMutations:
                 vanish: int | None = None) -> dict[str, Any]:
         """Restate the advertiser's last `days` days (today included): `change` rows get late
         conversions (default: half), `vanish` rows disappear (default: a tenth, at least one)."""
-        if int(days) < 1:
-            raise ValueError("days must be >= 1")
+        days = window_days(days)
         with self._lock:
             advertiser: Advertiser = self.advertiser(advertiser_id)
-            today = advertiser.today(self.now())
-            present = [(campaign, day, cell) for offset in range(int(days)) for day in [today - timedelta(days=offset)]
-                       for campaign in advertiser.campaigns if (cell := advertiser.cell(campaign, day)) is not None]
-            rng = advertiser.rng
-            n_vanish = min(len(present), max(1, len(present) // 10) if vanish is None else max(0, int(vanish)))
-            order = rng.sample(range(len(present)), len(present))
-            gone, rest = order[:n_vanish], order[n_vanish:]
-            n_change = min(len(rest), len(present) // 2 if change is None else max(0, int(change)))
-            vanished, changed = [], []
-            for i in sorted(gone):
-                campaign, day, _ = present[i]
-                advertiser.overrides[(campaign.id, day)] = None
-                vanished.append({"campaign_id": campaign.id, "date": day.isoformat()})
-            for i in sorted(rest[:n_change]):
-                campaign, day, cell = present[i]
-                late = rng.randint(1, 3)
-                value = int(late * campaign.order_value_cents * (0.8 + 0.4 * rng.random()))
-                new = {**cell, "conversion": cell["conversion"] + late}
-                if campaign.app:
-                    new["app_purchase_value"] += value
-                else:
-                    new["complete_payment"] += late
-                    new["payment_value"] += value
-                invalid = rng.randint(0, max(0, cell["clicks"] // 50))
-                if invalid:
-                    new["clicks"] -= invalid
-                    new["spend"] = max(0, cell["spend"] - cell["spend"] * invalid // max(cell["clicks"], 1) // 2)
-                advertiser.overrides[(campaign.id, day)] = new
-                changed.append({"campaign_id": campaign.id, "date": day.isoformat()})
+            changed, vanished = restate_window(advertiser, advertiser.today(self.now()), days, change=change,
+                                               vanish=vanish, restated=_restated)
             return {"advertiser_id": advertiser.advertiser_id, "changed": changed, "vanished": vanished}
 
     def drift(self, advertiser_id: str) -> dict[str, Any]:
@@ -63,4 +35,21 @@ class TikTokAdsMutations:
         now and then a vanished row."""
         with self._lock:
             rng = self.advertiser(advertiser_id).rng
-            return self.restate(advertiser_id, 3, change=rng.randint(1, 3), vanish=1 if rng.random() < 0.2 else 0)
+            return self.restate(advertiser_id, 3, **drift_amounts(rng))
+
+
+def _restated(campaign: Campaign, cell: dict[str, int], rng: Any) -> dict[str, int]:
+    """A campaign-day after late conversions (in-app or website) and invalid traffic removed."""
+    late = rng.randint(1, 3)
+    value = int(late * campaign.order_value_cents * (0.8 + 0.4 * rng.random()))
+    new = {**cell, "conversion": cell["conversion"] + late}
+    if campaign.app:
+        new["app_purchase_value"] += value
+    else:
+        new["complete_payment"] += late
+        new["payment_value"] += value
+    invalid = rng.randint(0, max(0, cell["clicks"] // 50))
+    if invalid:
+        new["clicks"] -= invalid
+        new["spend"] = max(0, cell["spend"] - cell["spend"] * invalid // max(cell["clicks"], 1) // 2)
+    return new

@@ -7,31 +7,23 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
-from cryptography.fernet import Fernet
 
-from sync_pipelines.core import credentials
-from sync_pipelines.core.credentials import Cipher, Tokens
+from sync_pipelines.core.credentials import Tokens
 from sync_pipelines.core.oauth import TokenSource
 from sync_pipelines.core.registry import Account, get_account, upsert_account
 from sync_pipelines.defs.google_ads.client import GoogleAdsClient
 from sync_pipelines.defs.google_ads.provider import DECLARATION, NAME
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.google_ads import CLIENT_ID, CLIENT_SECRET, DEVELOPER_TOKEN, GoogleAdsSandbox
-from sync_pipelines.sandbox.server import serve_in_thread
+from sync_pipelines_tests.defs.ads_fixtures import cipher, served, stored_tokens  # noqa: F401 (cipher: a fixture)
 
 NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)  # the sandbox's clock: 11:00 in New York
 
 
 @pytest.fixture
 def sandbox():
-    box = GoogleAdsSandbox(seed=5, batch_size=10_000, faults=Faults(seed=3, retry_after_seconds=1))
-    box.set_clock(NOW)
-    with serve_in_thread(box.app) as running:
-        box.url = running.url
-        yield box
-    box.close()
+    yield from served(GoogleAdsSandbox(seed=5, batch_size=10_000, faults=Faults(seed=3, retry_after_seconds=1)), NOW)
 
 
 @pytest.fixture
@@ -42,13 +34,6 @@ def client(sandbox, monkeypatch):
     return GoogleAdsClient(base_url=sandbox.url, token_url=f"{sandbox.url}/token", api_version="v26",
                            requests_per_minute=None, backoff_factor=0.01, backoff_max_seconds=0.05, max_retries=4,
                            malformed_retries=2)
-
-
-@pytest.fixture
-def cipher(monkeypatch):
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv(credentials.KEYS_ENV, key)
-    return Cipher([key])
 
 
 @dataclass
@@ -71,10 +56,9 @@ def connect(sandbox, client, conn, database_url, cipher):
         refresh_token = sandbox.grant()
         upsert_account(conn, DECLARATION, customer_id, credentials_env="GOOGLE_ADS_OAUTH", settings=settings or {})
         token = access_token or sandbox.access_token(refresh_token)
-        credentials.store(conn, cipher, NAME, customer_id,
-                          Tokens(token, refresh_token, expires_at or datetime.now(UTC) + timedelta(hours=1)))
-        tokens = TokenSource(lambda: psycopg.connect(database_url, autocommit=True), cipher, NAME, customer_id,
-                             client.refresher(customer_id))
+        tokens = stored_tokens(conn, database_url, cipher, NAME, customer_id,
+                               Tokens(token, refresh_token, expires_at or datetime.now(UTC) + timedelta(hours=1)),
+                               client.refresher(customer_id))
         return Connected(get_account(conn, NAME, customer_id), refresh_token, tokens)
 
     return _connect

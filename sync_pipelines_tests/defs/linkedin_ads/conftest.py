@@ -8,31 +8,23 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
-from cryptography.fernet import Fernet
 
-from sync_pipelines.core import credentials
-from sync_pipelines.core.credentials import Cipher, Tokens
+from sync_pipelines.core.credentials import Tokens
 from sync_pipelines.core.oauth import TokenSource
 from sync_pipelines.core.registry import Account, get_account, upsert_account
 from sync_pipelines.defs.linkedin_ads.client import LinkedInAdsClient
 from sync_pipelines.defs.linkedin_ads.provider import DECLARATION, NAME
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.linkedin_ads import CLIENT_ID, CLIENT_SECRET, LinkedInAdsSandbox
-from sync_pipelines.sandbox.server import serve_in_thread
+from sync_pipelines_tests.defs.ads_fixtures import cipher, served, stored_tokens  # noqa: F401 (cipher: a fixture)
 
 NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)  # the sandbox's clock; LinkedIn's days are UTC days
 
 
 @pytest.fixture
 def sandbox():
-    box = LinkedInAdsSandbox(seed=5, faults=Faults(seed=3))
-    box.set_clock(NOW)
-    with serve_in_thread(box.app) as running:
-        box.url = running.url
-        yield box
-    box.close()
+    yield from served(LinkedInAdsSandbox(seed=5, faults=Faults(seed=3)), NOW)
 
 
 @pytest.fixture
@@ -42,13 +34,6 @@ def client(sandbox, monkeypatch):
     return LinkedInAdsClient(base_url=sandbox.url, token_url=f"{sandbox.url}/oauth/v2/accessToken",
                              api_version="202609", requests_per_minute=None, backoff_factor=0.01,
                              backoff_max_seconds=0.05, max_retries=4, malformed_retries=2)
-
-
-@pytest.fixture
-def cipher(monkeypatch):
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv(credentials.KEYS_ENV, key)
-    return Cipher([key])
 
 
 @dataclass
@@ -70,10 +55,10 @@ def connect(sandbox, client, conn, database_url, cipher):
         sandbox.add_account(number, campaigns=campaigns)
         refresh_token, access = sandbox.grant(accounts=[number])
         upsert_account(conn, DECLARATION, number, credentials_env="", owner="user-1")
-        credentials.store(conn, cipher, NAME, number, Tokens(access_token or access, refresh_token,
-                                                             expires_at or datetime.now(UTC) + timedelta(days=50)))
-        tokens = TokenSource(lambda: psycopg.connect(database_url, autocommit=True), cipher, NAME, number,
-                             (client_ or client).refresher(number))
+        tokens = stored_tokens(conn, database_url, cipher, NAME, number,
+                               Tokens(access_token or access, refresh_token,
+                                      expires_at or datetime.now(UTC) + timedelta(days=50)),
+                               (client_ or client).refresher(number))
         return Connected(get_account(conn, NAME, number), number, refresh_token, tokens)
 
     return _connect

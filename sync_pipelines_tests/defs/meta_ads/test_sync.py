@@ -14,26 +14,23 @@ from decimal import Decimal
 
 import dagster as dg
 import pytest
-from cryptography.fernet import Fernet
 
 from sync_pipelines.core import credentials, outcomes, reports
-from sync_pipelines.core.credentials import Cipher, Tokens
-from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.credentials import Tokens
 from sync_pipelines.core.registry import get_account, upsert_account
 from sync_pipelines.defs.meta_ads.assets import SPEC, sync_job
 from sync_pipelines.defs.meta_ads.provider import DECLARATION, NAME
 from sync_pipelines.defs.meta_ads.triggers import TRIGGER
+from sync_pipelines_tests.defs.ads_fixtures import job_runner, new_cipher, stored_metrics
 
 TABLE = "meta_ads.campaign_insights_daily"
-
+run = job_runner(sync_job, SPEC.op_name, NAME)
 
 
 @pytest.fixture
 def account(meta_sandbox, conn, monkeypatch):
     """A connected ad account (registry row as `accounts connect` writes it + its token)."""
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv(credentials.KEYS_ENV, key)
-    cipher = Cipher([key])
+    cipher = new_cipher(monkeypatch)
     meta_sandbox.set_clock(None)
 
     def add(timezone="America/Los_Angeles", campaigns=3):
@@ -47,21 +44,13 @@ def account(meta_sandbox, conn, monkeypatch):
     return add
 
 
-def run(instance, client, accounts_, *, raise_on_error=True, **config):
-    return sync_job.execute_in_process(
-        run_config={"ops": {SPEC.op_name: {"config": {"accounts": accounts_, **config}}}},
-        instance=instance, resources={"app_db": AppDatabase(), NAME: client}, raise_on_error=raise_on_error)
-
-
 def upstream(sandbox, number, first, last):
     return {(r["campaign_id"], date.fromisoformat(r["date_start"])): (int(r["impressions"]), Decimal(r["spend"]))
             for r in sandbox.rows(number, first, last)}
 
 
 def stored(conn, number, first, last):
-    rows = conn.execute(f"SELECT campaign_id, date, impressions, spend FROM {TABLE} WHERE account = %s"
-                        " AND date BETWEEN %s AND %s", (number, first, last)).fetchall()
-    return {(cid, day): (imp, spend) for cid, day, imp, spend in rows}
+    return stored_metrics(conn, TABLE, number, first, last, "impressions", "spend")
 
 
 def test_an_invalidated_token_fails_only_its_account_and_marks_it(instance, meta_client, meta_sandbox, account,

@@ -14,26 +14,23 @@ from decimal import Decimal
 
 import dagster as dg
 import pytest
-from cryptography.fernet import Fernet
 
 from sync_pipelines.core import credentials, outcomes, reports
-from sync_pipelines.core.credentials import Cipher, Tokens
-from sync_pipelines.core.dg.resources import AppDatabase
+from sync_pipelines.core.credentials import Tokens
 from sync_pipelines.core.registry import get_account, upsert_account
 from sync_pipelines.defs.tiktok_ads.assets import SPEC, sync_job
 from sync_pipelines.defs.tiktok_ads.provider import DECLARATION, NAME
 from sync_pipelines.defs.tiktok_ads.triggers import TRIGGER
+from sync_pipelines_tests.defs.ads_fixtures import job_runner, new_cipher, stored_metrics
 
 TABLE = "tiktok_ads.campaign_metrics_daily"
-
+run = job_runner(sync_job, SPEC.op_name, NAME)
 
 
 @pytest.fixture
 def account(tiktok_sandbox, conn, monkeypatch):
     """A connected advertiser (registry row as `accounts connect` writes it + its long-term token)."""
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv(credentials.KEYS_ENV, key)
-    cipher = Cipher([key])
+    cipher = new_cipher(monkeypatch)
     tiktok_sandbox.set_clock(None)
 
     def add(timezone="America/Los_Angeles", campaigns=3):
@@ -47,12 +44,6 @@ def account(tiktok_sandbox, conn, monkeypatch):
     return add
 
 
-def run(instance, client, accounts_, *, raise_on_error=True, **config):
-    return sync_job.execute_in_process(
-        run_config={"ops": {SPEC.op_name: {"config": {"accounts": accounts_, **config}}}},
-        instance=instance, resources={"app_db": AppDatabase(), NAME: client}, raise_on_error=raise_on_error)
-
-
 def upstream(sandbox, number, first, last):
     return {(r["dimensions"]["campaign_id"], date.fromisoformat(r["dimensions"]["stat_time_day"][:10])):
             (int(r["metrics"]["impressions"]), Decimal(r["metrics"]["spend"]), Decimal(r["metrics"]["conversion"]))
@@ -60,9 +51,7 @@ def upstream(sandbox, number, first, last):
 
 
 def stored(conn, number, first, last):
-    rows = conn.execute(f"SELECT campaign_id, date, impressions, spend, conversions FROM {TABLE} WHERE account = %s"
-                        " AND date BETWEEN %s AND %s", (number, first, last)).fetchall()
-    return {(cid, day): (imp, spend, conv) for cid, day, imp, spend, conv in rows}
+    return stored_metrics(conn, TABLE, number, first, last, "impressions", "spend", "conversions")
 
 
 def test_a_revoked_token_fails_only_its_account_and_marks_it(instance, tiktok_client, tiktok_sandbox, account, conn):
