@@ -93,11 +93,14 @@ def test_a_backfill_is_three_30_day_reads_and_late_conversions_are_corrected(ins
 def test_the_advertisers_time_zone_is_learnt_once_and_its_days_used(instance, tiktok_client, tiktok_sandbox,
                                                                     account, conn):
     number, _ = account(timezone="Asia/Tokyo")
-    run(instance, tiktok_client, [number], days=2)
+    result = run(instance, tiktok_client, [number], days=2)
     assert get_account(conn, NAME, number).timezone == "Asia/Tokyo"
     today = tiktok_sandbox.advertiser(number).today(tiktok_sandbox.now())
+    (read,) = [e.materialization.metadata for e in result.get_asset_materialization_events()]
+    assert (read["first_day"].value, read["last_day"].value) == ((today - timedelta(days=2)).isoformat(),
+                                                                 today.isoformat())  # Tokyo's days
     days = {d for (d,) in conn.execute(f"SELECT DISTINCT date FROM {TABLE} WHERE account = %s", (number,))}
-    assert max(days) == today and min(days) >= today - timedelta(days=2)
+    assert days and max(days) <= today and min(days) >= today - timedelta(days=2)  # (a day may have no delivery)
 
 
 def test_the_trigger_body_names_tiktoks_job_and_checks_advertiser_ids():
