@@ -16,10 +16,8 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from sync_pipelines.sandbox.ecomanager import EcoManagerSandbox, decode_cursor, 
 from sync_pipelines.sandbox.ecomanager.data import CONFIRMATION_STATES, ORDER_STATES
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.server import serve_in_thread
+from sync_pipelines_tests.sandbox.delivery_receiver import receiver_fixture
 
 REPO = Path(__file__).resolve().parents[2]
 STORE, OTHER = "natureldz", "lekidi"
@@ -60,56 +59,7 @@ def start():
         sandbox.close()
 
 
-class Receiver:
-    """A delivery URL on 127.0.0.1:0: records GET probes and POSTs (headers, raw body), answering
-    `statuses` in turn (then 200); `probe_status` answers the GETs."""
-
-    def __init__(self, statuses: list[int] | None = None, probe_status: int = 200) -> None:
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        self.probes = 0
-        self.statuses, self.probe_status = list(statuses or []), probe_status
-        lock, outer = threading.Lock(), self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                with lock:
-                    outer.probes += 1
-                self.send_response(outer.probe_status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with lock:
-                    outer.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                    status = outer.statuses.pop(0) if outer.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/ecomanager"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    made: list[Receiver] = []
-
-    def _make(statuses: list[int] | None = None, probe_status: int = 200) -> Receiver:
-        made.append(Receiver(statuses, probe_status))
-        return made[-1]
-
-    yield _make
-    for r in made:
-        r.close()
+receiver = receiver_fixture("/webhooks/ecomanager")
 
 
 def webhook(url: str, event: str = "OrderCreated", **extra: Any) -> dict[str, Any]:

@@ -15,11 +15,9 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +28,7 @@ import requests
 from sync_pipelines.sandbox.faults import Faults
 from sync_pipelines.sandbox.server import serve_in_thread
 from sync_pipelines.sandbox.shopify import ShopifySandbox
+from sync_pipelines_tests.sandbox.delivery_receiver import receiver_fixture
 
 REPO = Path(__file__).resolve().parents[2]
 SHOP = "acme.myshopify.com"
@@ -68,49 +67,7 @@ def start():
         sandbox.close()
 
 
-class Receiver:
-    """Webhook receiver on 127.0.0.1:0 that records (headers, body) and answers ``statuses``
-    in turn (then 200)."""
-
-    def __init__(self, statuses: list[int] | None = None) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.statuses = list(statuses or [])
-        lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with lock:
-                    outer.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                    status = outer.statuses.pop(0) if outer.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/shopify"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def _make(statuses: list[int] | None = None) -> Receiver:
-        made.append(Receiver(statuses))
-        return made[-1]
-
-    yield _make
-    for r in made:
-        r.close()
+receiver = receiver_fixture("/webhooks/shopify")
 
 
 def _walk(session: requests.Session, url: str, params: dict | None = None) -> list[requests.Response]:
@@ -489,9 +446,9 @@ def test_webhook_delivery_is_signed_and_logged(start, receiver):
     cart = sandbox.cart_event(SHOP, "create")
     checkout = sandbox.checkout_event(SHOP, "create")
     assert sandbox.flush(10)
-    assert len(recv.received) == 6
+    assert len(recv.posts) == 6
     webhook_ids = set()
-    for headers, body in recv.received:
+    for headers, body in recv.posts:
         assert hmac.compare_digest(headers["x-shopify-hmac-sha256"], _sign(body))
         assert headers["content-type"] == "application/json"
         assert headers["x-shopify-shop-domain"] == SHOP and headers["x-shopify-api-version"] == VERSION
@@ -501,7 +458,7 @@ def test_webhook_delivery_is_signed_and_logged(start, receiver):
         webhook_ids.add(headers["x-shopify-webhook-id"])
     assert len(webhook_ids) == 6
     by_topic: dict[str, list[dict]] = {}
-    for headers, body in recv.received:
+    for headers, body in recv.posts:
         by_topic.setdefault(headers["x-shopify-topic"], []).append(json.loads(body))
     assert [o["id"] for o in by_topic["orders/updated"]] == updated
     assert by_topic["orders/updated"][0] == sandbox.record(SHOP, "orders", updated[0])
@@ -524,12 +481,12 @@ def test_webhook_duplicates_reorder_forgery_and_retries(start, receiver):
     sandbox.duplicate_next(1)
     sandbox.update_orders(SHOP, 1)
     assert sandbox.flush(10)
-    (h1, b1), (h2, b2) = recv.received
+    (h1, b1), (h2, b2) = recv.posts
     assert h1["x-shopify-webhook-id"] == h2["x-shopify-webhook-id"] and b1 == b2
     assert [e["duplicate"] for e in sandbox.deliveries()] == [False, True]
 
     # reorder: one batch is delivered newest-first, so an older update arrives last.
-    recv.received.clear()
+    recv.posts.clear()
     sandbox.reorder = True
     oid = sandbox.records(SHOP, "orders")[5]["id"]
     sandbox.set_clock(datetime(2026, 1, 1, 12, tzinfo=UTC))
@@ -538,21 +495,21 @@ def test_webhook_duplicates_reorder_forgery_and_retries(start, receiver):
         sandbox.advance(5)
         sandbox.update_orders(SHOP, ids=[oid])
     assert sandbox.flush(10)
-    stamps = [json.loads(body)["updated_at"] for _, body in recv.received]
+    stamps = [json.loads(body)["updated_at"] for _, body in recv.posts]
     assert stamps == ["2026-01-01T07:00:05-05:00", "2026-01-01T07:00:00-05:00"]
-    recv.received.clear()
+    recv.posts.clear()
     picked = sandbox.update_orders(SHOP, 3)
     assert sandbox.flush(10)
-    assert [json.loads(body)["id"] for _, body in recv.received] == picked[::-1]
+    assert [json.loads(body)["id"] for _, body in recv.posts] == picked[::-1]
     sandbox.reorder = False
 
-    recv.received.clear()
+    recv.posts.clear()
     sandbox.sign_with = "forged-secret"
     sandbox.update_orders(SHOP, 1)
     sandbox.sign_with = None
     sandbox.send_raw(SHOP, "orders/updated", b'{"id": 1}', headers={"X-Shopify-Hmac-Sha256": "bogus"})
     assert sandbox.flush(10)
-    (forged_h, forged_b), (raw_h, raw_b) = recv.received
+    (forged_h, forged_b), (raw_h, raw_b) = recv.posts
     assert forged_h["x-shopify-hmac-sha256"] == _sign(forged_b, "forged-secret") != _sign(forged_b)
     assert raw_b == b'{"id": 1}' and raw_h["x-shopify-hmac-sha256"] == "bogus"
 
@@ -564,7 +521,7 @@ def test_webhook_duplicates_reorder_forgery_and_retries(start, receiver):
     assert sandbox.flush(10)
     entry = sandbox.deliveries()[-1]
     assert entry["ok"] and entry["attempts"] == 3 and entry["status"] == 200
-    assert len({h["x-shopify-webhook-id"] for h, _ in flaky.received}) == 1
+    assert len({h["x-shopify-webhook-id"] for h, _ in flaky.posts}) == 1
     sandbox.send_raw(SHOP, "orders/updated", b"{}", address="http://127.0.0.1:9/unreachable")
     assert sandbox.flush(10)
     dead = sandbox.deliveries()[-1]
