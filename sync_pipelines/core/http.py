@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Self
@@ -107,6 +107,14 @@ class ErrorVerdict:
     def __post_init__(self) -> None:
         if self.kind not in ("retry", "throttle", "auth", "fail"):
             raise ValueError(f"ErrorVerdict kind must be retry, throttle, auth or fail, not {self.kind!r}")
+
+    def redacted(self, secrets: Iterable[str]) -> ErrorVerdict:
+        """The same verdict with each of `secrets` masked in its detail (an error body can echo
+        the token or client secret the request carried)."""
+        detail = self.detail
+        for secret in secrets:
+            detail = detail.replace(secret, "***")
+        return ErrorVerdict(self.kind, detail, self.delay)
 
 
 ErrorClassifier = Callable[[int, Mapping[str, str], Any], "ErrorVerdict | None"]

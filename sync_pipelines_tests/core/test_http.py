@@ -630,3 +630,12 @@ def test_link_header_and_page_number_paginators_are_bounded_too(server, clock):
         with pytest.raises(MalformedResponseError, match="did not end after 3 pages"):
             list(paginate_page_numbers(client, "/numbered", items_key="orders", max_pages=3))
     assert len(server.hits("/orders.json")) == 2 and len(server.hits("/numbered")) == 3
+
+
+def test_a_verdict_redacts_every_secret_and_keeps_its_kind_and_delay():
+    from sync_pipelines.core.http import ErrorVerdict
+
+    verdict = ErrorVerdict("throttle", "token ya29.abc refused for client s3cret (ya29.abc)", 7.5)
+    redacted = verdict.redacted(["ya29.abc", "s3cret"])
+    assert redacted == ErrorVerdict("throttle", "token *** refused for client *** (***)", 7.5)
+    assert verdict.redacted([]) == verdict

@@ -245,11 +245,7 @@ class GoogleAdsSession(ApiSession):
         return body
 
     def _classify(self, status: int, headers: Any, body: Any) -> ErrorVerdict:
-        verdict = classify(status, headers, body)
-        detail = verdict.detail
-        for secret in self._secrets:
-            detail = detail.replace(secret, "***")
-        return ErrorVerdict(verdict.kind, detail, verdict.delay)
+        return classify(status, headers, body).redacted(self._secrets)
 
     def _backoff(self, attempt: int) -> float:
         return min(self._backoff_max, self._backoff_factor * 2 ** (attempt - 1) + random.random() * 0.1)

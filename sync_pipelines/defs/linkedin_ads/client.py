@@ -266,11 +266,7 @@ class LinkedInAdsSession(ApiSession):
         return self.http.call_json("GET", path_and_query, classify=self._classify)
 
     def _classify(self, status: int, headers: Any, body: Any) -> ErrorVerdict:
-        verdict = classify(status, headers, body)
-        detail = verdict.detail
-        for secret in self._secrets:
-            detail = detail.replace(secret, "***")
-        return ErrorVerdict(verdict.kind, detail, verdict.delay)
+        return classify(status, headers, body).redacted(self._secrets)
 
     def _malformed(self, path: str, detail: str) -> MalformedResponseError:
         return MalformedResponseError(NAME, self.account, detail, status=200, method="GET", path=path)
