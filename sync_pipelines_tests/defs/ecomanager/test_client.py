@@ -16,7 +16,7 @@ from sync_pipelines.defs.ecomanager.client import (
 )
 from sync_pipelines_tests.core.test_http import ScriptedServer
 from sync_pipelines_tests.defs.ecomanager.conftest import account_for, order_calls
-from sync_pipelines_tests.sandbox.test_ecomanager_sandbox import Receiver
+from sync_pipelines_tests.sandbox.delivery_receiver import DeliveryReceiver
 
 
 def ids(pages) -> list[int]:
@@ -264,7 +264,7 @@ def test_a_store_given_as_its_url_is_its_subdomain_and_page_size_is_bounded(sand
 # -------------------------------------------------------------- webhooks
 def test_webhooks_are_created_listed_toggled_and_deleted(sandbox, client, add_store):
     account = add_store(orders=5)
-    up, down = Receiver(), Receiver(probe_status=503)
+    up, down = DeliveryReceiver("/webhooks/ecomanager"), DeliveryReceiver("/webhooks/ecomanager", probe_status=503)
     try:
         with client.session(account) as session:
             hook = session.create_webhook(name="new orders", event="OrderCreated", delivery_url=up.url,
