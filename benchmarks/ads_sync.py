@@ -417,6 +417,12 @@ def in_flight(dagster_url: str, jobs: list[str]) -> int:
                             (jobs, list(FINISHED))).fetchone()[0]
 
 
+def measured_runs(runs: list[dict[str, Any]], jobs: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The runs of the measured jobs, and the names of any others the daemon started meanwhile
+    (the code location's own schedules fire on the real clock, e.g. the hourly status report)."""
+    return [r for r in runs if r["job"] in jobs], sorted(r["job"] for r in runs if r["job"] not in jobs)
+
+
 def run_summary(runs: list[dict[str, Any]], run_peaks: list[float]) -> dict[str, Any]:
     by: dict[str, int] = {}
     for r in runs:
@@ -587,8 +593,8 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
         all_backfilled = time.time()
         wait_for("the backfill runs to end", lambda: in_flight(dagster_url, jobs) == 0, timeout)
         ended = time.time()
-        runs = runs_between(dagster_url, began, ended)
-        first_created = min((r["created"] for r in runs if r["job"] in jobs), default=None)
+        runs, others = measured_runs(runs_between(dagster_url, began, ended), jobs)
+        first_created = min((r["created"] for r in runs), default=None)
         pids = run_pids(dagster_url, [r["run_id"] for r in runs])
         run_peaks = [mb for pid, mb in list(sampler.run_peaks.items()) if pid in pids]
         result["backfill"] = {
@@ -598,6 +604,7 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
             "seconds_to_last_run_end": round(ended - began, 1),
             "backfilled_timeline": [(round(t - began, 1), n) for t, n in sampler.timeline],
             **run_summary(runs, run_peaks),
+            "other_runs": others,
             "requests": request_stats(platforms, sandboxes, before, accounts),
             "app": app_counts(app_url, platforms, began_dt),
             "load_average_before": [round(x, 2) for x in load_before],
@@ -625,8 +632,8 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
 
         wait_for("the nightly runs to end", nightly_done, timeout)
         nightly_ended = time.time()
-        runs = runs_between(dagster_url, nightly_began, nightly_ended)
-        first_created = min((r["created"] for r in runs if r["job"] in jobs), default=nightly_began)
+        runs, nightly_others = measured_runs(runs_between(dagster_url, nightly_began, nightly_ended), jobs)
+        first_created = min((r["created"] for r in runs), default=nightly_began)
         pids = run_pids(dagster_url, [r["run_id"] for r in runs])
         result["nightly"] = {
             "run_requests": len(requests),
@@ -634,6 +641,7 @@ def run_scenario(server: Any, work: Path, *, name: str, platforms: list[Platform
             "seconds_submitting": round(submitted - nightly_began, 1),
             "seconds_first_run_created_to_last_end": round(nightly_ended - first_created, 1),
             **run_summary(runs, [mb for pid, mb in list(sampler.run_peaks.items()) if pid in pids]),
+            "other_runs": nightly_others,
             "requests": request_stats(platforms, sandboxes, before, accounts),
             "app": app_counts(app_url, platforms, nightly_dt),
         }
