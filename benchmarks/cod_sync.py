@@ -327,16 +327,19 @@ def ecomanager_passes(bench: Bench, sandbox: EcoManagerSandboxProcess, stores: l
     unpaced = None if paced_reads else {"ecomanager": {"config": {"requests_per_minute": None}}}
     found: dict[str, Any] = {}
 
+    def measured(name: str, hour: int, run_config: dict | None = None) -> dict[str, Any]:
+        """One pass of the hourly schedule at `hour` local: its runs, calls and statuses, failures."""
+        before = sandbox.stats()
+        done = bench.run_pass(name, "ecomanager_orders_hourly", local_tick(hour), run_config)
+        after = sandbox.stats()
+        return {**eco_pass_figures(done, calls_delta(before, after, stores)), **statuses_delta(before, after),
+                "account_failures": account_failures(bench.app_url, "ecomanager", done["_began"])}
+
     # (a) first sync: 08:00 local, mode new, empty tables.
     sandbox.set_rate_limit(60 if paced_reads else None)
-    before = sandbox.stats()
-    first = bench.run_pass("eco_first", "ecomanager_orders_hourly", local_tick(8), unpaced)
-    after = sandbox.stats()
-    found["first_sync"] = {**eco_pass_figures(first, calls_delta(before, after, stores)),
-                           **statuses_delta(before, after), "paced": paced_reads,
+    found["first_sync"] = {**measured("eco_first", 8, unpaced), "paced": paced_reads,
                            "paced_floor_seconds": paced_floor(stores, orders),
-                           "check": table_vs_sandbox(bench.app_url, sandbox, stores),
-                           "account_failures": account_failures(bench.app_url, "ecomanager", first["_began"])}
+                           "check": table_vs_sandbox(bench.app_url, sandbox, stores)}
 
     # (b) hourly with new orders, some arriving during the sync; then the next hour picks them up.
     sandbox.set_rate_limit(60)
@@ -347,33 +350,17 @@ def ecomanager_passes(bench: Bench, sandbox: EcoManagerSandboxProcess, stores: l
             sandbox.control("POST", "orders/add", {"store": store, "n": n})
     for store, n in late.items():
         sandbox.control("POST", "arrivals", {"store": store, "after_requests": 1, "add": n})
-    before = sandbox.stats()
-    hourly = bench.run_pass("eco_hourly", "ecomanager_orders_hourly", local_tick(9))
-    after = sandbox.stats()
-    found["hourly"] = {**eco_pass_figures(hourly, calls_delta(before, after, stores)),
-                       **statuses_delta(before, after), "new_orders_before": sum(new.values()),
+    found["hourly"] = {**measured("eco_hourly", 9), "new_orders_before": sum(new.values()),
                        "stores_with_new_orders": sum(1 for n in new.values() if n),
                        "new_orders_arriving_during_sync": sum(late.values()), "stores_with_arrivals": len(late),
-                       "check": table_vs_sandbox(bench.app_url, sandbox, stores, late),
-                       "account_failures": account_failures(bench.app_url, "ecomanager", hourly["_began"])}
-    before = sandbox.stats()
-    catch_up = bench.run_pass("eco_next_hour", "ecomanager_orders_hourly", local_tick(10))
-    after = sandbox.stats()
-    found["next_hour"] = {**eco_pass_figures(catch_up, calls_delta(before, after, stores)),
-                          **statuses_delta(before, after),
-                          "check": table_vs_sandbox(bench.app_url, sandbox, stores),
-                          "account_failures": account_failures(bench.app_url, "ecomanager", catch_up["_began"])}
+                       "check": table_vs_sandbox(bench.app_url, sandbox, stores, late)}
+    found["next_hour"] = {**measured("eco_next_hour", 10), "check": table_vs_sandbox(bench.app_url, sandbox, stores)}
 
     # (c) the evening's full reconciliation (21:00 local).
     sandbox.set_rate_limit(60 if paced_reads else None)
-    before = sandbox.stats()
-    full = bench.run_pass("eco_full", "ecomanager_orders_hourly", local_tick(21), unpaced)
-    after = sandbox.stats()
-    found["full_reconciliation"] = {**eco_pass_figures(full, calls_delta(before, after, stores)),
-                                    **statuses_delta(before, after), "paced": paced_reads,
+    found["full_reconciliation"] = {**measured("eco_full", 21, unpaced), "paced": paced_reads,
                                     "paced_floor_seconds": paced_floor(stores, orders),
-                                    "check": table_vs_sandbox(bench.app_url, sandbox, stores),
-                                    "account_failures": account_failures(bench.app_url, "ecomanager", full["_began"])}
+                                    "check": table_vs_sandbox(bench.app_url, sandbox, stores)}
     sandbox.set_rate_limit(60)
     return found
 
